@@ -1,0 +1,191 @@
+"""The raw data contract: the one set of tables everything enters through.
+
+The synthetic world, the public datasets (Hillstrom) and a team's own data all land as these
+tables (Parquet files named ``<table>.parquet`` in the raw directory, or warehouse tables with the
+same columns). dbt reads them as sources; only the messaging gateway reads ``contact_points``,
+the one table that holds contact details.
+
+Identifiers are pseudonymous integers. Timestamps are UTC with microsecond precision (DuckDB
+reads pandas' nanosecond timestamps as ``TIMESTAMPTZ_NS``, which does not compare with
+``TIMESTAMPTZ``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+CHANNELS: tuple[str, ...] = ("email", "sms", "push")
+ARMS: tuple[str, ...] = ("treatment", "control")
+ENGAGEMENT_EVENT_TYPES: tuple[str, ...] = ("open", "click", "dismiss", "session")
+SUPPRESSION_REASONS: tuple[str, ...] = ("hard_bounce", "complaint", "legal_request", "fraud")
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """One table of the contract: its schema, primary key and the column that says how new it is."""
+
+    name: str
+    schema: pa.Schema
+    primary_key: tuple[str, ...]
+    time_column: str
+    description: str
+    contains_contact_details: bool = False
+    # Columns whose values must come from a closed set (column -> allowed values).
+    allowed_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.parquet"
+
+
+CUSTOMERS = RawTable(
+    name="customers",
+    schema=pa.schema(
+        [
+            ("customer_id", pa.int64()),
+            ("signed_up_at", TIMESTAMP),
+            ("region", pa.string()),
+            ("time_zone", pa.string()),
+            ("updated_at", TIMESTAMP),
+        ]
+    ),
+    primary_key=("customer_id",),
+    time_column="updated_at",
+    description="One row per customer: sign-up time, region and IANA time zone.",
+)
+
+CONTACT_POINTS = RawTable(
+    name="contact_points",
+    schema=pa.schema(
+        [
+            ("customer_id", pa.int64()),
+            ("channel", pa.string()),
+            ("address", pa.string()),
+            ("is_verified", pa.bool_()),
+            ("updated_at", TIMESTAMP),
+        ]
+    ),
+    primary_key=("customer_id", "channel"),
+    time_column="updated_at",
+    description=(
+        "Where to reach a customer per channel (email address, phone number, push token). "
+        "Personal data: read only by the messaging gateway."
+    ),
+    contains_contact_details=True,
+    allowed_values=(("channel", CHANNELS),),
+)
+
+CONSENT_EVENTS = RawTable(
+    name="consent_events",
+    schema=pa.schema(
+        [
+            ("consent_event_id", pa.int64()),
+            ("customer_id", pa.int64()),
+            ("channel", pa.string()),
+            ("is_opted_in", pa.bool_()),
+            ("source", pa.string()),
+            ("consented_at", TIMESTAMP),
+        ]
+    ),
+    primary_key=("consent_event_id",),
+    time_column="consented_at",
+    description=(
+        "Every change of a customer's consent on a channel. The state at time t is the latest "
+        "event at or before t; no event means no consent."
+    ),
+    allowed_values=(("channel", CHANNELS),),
+)
+
+ORDERS = RawTable(
+    name="orders",
+    schema=pa.schema(
+        [
+            ("order_id", pa.int64()),
+            ("customer_id", pa.int64()),
+            ("amount", pa.float64()),
+            ("ordered_at", TIMESTAMP),
+        ]
+    ),
+    primary_key=("order_id",),
+    time_column="ordered_at",
+    description="Purchases with their amount (one currency).",
+)
+
+ENGAGEMENT_EVENTS = RawTable(
+    name="engagement_events",
+    schema=pa.schema(
+        [
+            ("event_id", pa.int64()),
+            ("customer_id", pa.int64()),
+            ("channel", pa.string()),
+            ("event_type", pa.string()),
+            ("occurred_at", TIMESTAMP),
+        ]
+    ),
+    primary_key=("event_id",),
+    time_column="occurred_at",
+    description="Opens, clicks, dismissals and app/web sessions.",
+    allowed_values=(("channel", CHANNELS), ("event_type", ENGAGEMENT_EVENT_TYPES)),
+)
+
+SUPPRESSIONS = RawTable(
+    name="suppressions",
+    schema=pa.schema(
+        [
+            ("suppression_id", pa.int64()),
+            ("customer_id", pa.int64()),
+            ("channel", pa.string()),  # null: suppressed on every channel
+            ("reason", pa.string()),
+            ("suppressed_at", TIMESTAMP),
+        ]
+    ),
+    primary_key=("suppression_id",),
+    time_column="suppressed_at",
+    description="Customers who must not be contacted, on one channel or (channel null) on all.",
+    allowed_values=(("reason", SUPPRESSION_REASONS),),
+)
+
+CAMPAIGN_EXPOSURES = RawTable(
+    name="campaign_exposures",
+    schema=pa.schema(
+        [
+            ("exposure_id", pa.int64()),
+            ("campaign_id", pa.string()),
+            ("customer_id", pa.int64()),
+            ("channel", pa.string()),
+            ("arm", pa.string()),
+            ("exposed_at", TIMESTAMP),
+        ]
+    ),
+    primary_key=("exposure_id",),
+    time_column="exposed_at",
+    description=(
+        "Past randomized campaigns: who was assigned to treatment (messaged) or control (not), "
+        "on which channel, when. Outcomes are the orders and sessions that follow."
+    ),
+    allowed_values=(("channel", CHANNELS), ("arm", ARMS)),
+)
+
+RAW_TABLES: tuple[RawTable, ...] = (
+    CUSTOMERS,
+    CONTACT_POINTS,
+    CONSENT_EVENTS,
+    ORDERS,
+    ENGAGEMENT_EVENTS,
+    SUPPRESSIONS,
+    CAMPAIGN_EXPOSURES,
+)
+RAW_TABLES_BY_NAME: dict[str, RawTable] = {t.name: t for t in RAW_TABLES}
+
+# Tables whose newest row says whether the raw data is current (source freshness).
+ACTIVITY_TABLES: tuple[str, ...] = ("orders", "engagement_events")
+
+
+def raw_path(raw_dir: Path, table: RawTable | str) -> Path:
+    name = table if isinstance(table, str) else table.name
+    return Path(raw_dir) / f"{name}.parquet"

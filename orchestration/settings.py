@@ -1,0 +1,152 @@
+"""Paths and configuration, resolved in one place from the environment.
+
+Nothing here does work at import: ``Settings.from_env()`` reads the environment when called, so a
+test (or a second deployment) points the whole system at another data directory by setting
+``CAMPAIGN_DATA_DIR`` before it builds its resources.
+
+Every setting has an embedded default that runs on one machine; switching a part to its
+production counterpart is an environment variable (or the dbt target / feature_store.yaml), never
+a code edit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+FEATURE_REPO_DIR = PROJECT_DIR / "feature_repo"
+CAMPAIGNS_DIR = PROJECT_DIR / "campaigns"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw.replace("_", ""))
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Gate thresholds. Each is the value a check compares its measurement against."""
+
+    # Source freshness: the newest order/engagement event must be at most this old.
+    raw_freshness_hours: float = 24.0
+    # Feature drift: share of drifted feature columns (Evidently) that blocks the sends.
+    drift_share: float = 0.5
+    # Rows sampled from each side for the drift test (stated in the check's metadata).
+    drift_sample_rows: int = 20_000
+    # Feature availability: share of candidates that must have today's features.
+    feature_coverage: float = 0.95
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    project_dir: Path = PROJECT_DIR
+    dbt_project_dir: Path = DBT_PROJECT_DIR
+    feature_repo_dir: Path = FEATURE_REPO_DIR
+    campaigns_dir: Path = CAMPAIGNS_DIR
+    mlflow_tracking_uri: str = ""
+    model_name: str = "uplift_model"
+    # Synthetic world defaults (the raw data asset's run config can override them).
+    dataset: str = "synthetic"
+    world_customers: int = 100_000
+    world_seed: int = 42
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(_env("CAMPAIGN_DATA_DIR", str(PROJECT_DIR / "data"))).resolve()
+        campaigns_dir = Path(_env("CAMPAIGN_CAMPAIGNS_DIR", str(CAMPAIGNS_DIR))).resolve()
+        mlflow_uri = _env(
+            "MLFLOW_TRACKING_URI", f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').as_posix()}"
+        )
+        thresholds = Thresholds(
+            raw_freshness_hours=_env_float("CAMPAIGN_RAW_FRESHNESS_HOURS", 24.0),
+            drift_share=_env_float("CAMPAIGN_DRIFT_SHARE_THRESHOLD", 0.5),
+            drift_sample_rows=_env_int("CAMPAIGN_DRIFT_SAMPLE_ROWS", 20_000),
+            feature_coverage=_env_float("CAMPAIGN_FEATURE_COVERAGE_THRESHOLD", 0.95),
+        )
+        return cls(
+            data_dir=data_dir,
+            campaigns_dir=campaigns_dir,
+            mlflow_tracking_uri=mlflow_uri,
+            model_name=_env("CAMPAIGN_MODEL_NAME", "uplift_model"),
+            dataset=_env("CAMPAIGN_DATASET", "synthetic"),
+            world_customers=_env_int("CAMPAIGN_CUSTOMERS", 100_000),
+            world_seed=_env_int("CAMPAIGN_SEED", 42),
+            thresholds=thresholds,
+        )
+
+    # --- where things live under data/ -------------------------------------------------
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def ground_truth_dir(self) -> Path:
+        return self.data_dir / "ground_truth"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse" / "warehouse.duckdb"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where dbt writes its Parquet exports (the marts and the unpublished feature tables)."""
+        return self.data_dir / "warehouse" / "exports"
+
+    @property
+    def features_dir(self) -> Path:
+        """Published feature versions; ``current`` points at the one Feast reads."""
+        return self.data_dir / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.data_dir / "mlflow"
+
+    @property
+    def pipeline_dir(self) -> Path:
+        """Intermediate Python asset outputs (training set, scoring features, scores)."""
+        return self.data_dir / "pipeline"
+
+    @property
+    def decisions_dir(self) -> Path:
+        return self.data_dir / "decisions"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.data_dir / "gateway"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster_home"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment the dbt subprocess needs to find the same data directory."""
+        return {"CAMPAIGN_DATA_DIR": str(self.data_dir)}
