@@ -1,0 +1,1 @@
+"""The messaging gateway: the only code that reads contact details and talks to providers."""

@@ -1,0 +1,87 @@
+"""The send ledger and outbox: exactly once per (campaign, customer, channel, day)."""
+
+import pandas as pd
+import pytest
+
+from orchestration.core.gateway.dispatch import deliver
+from orchestration.core.gateway.ledger import SendLedger
+from orchestration.core.gateway.outbox import OutboxProvider
+
+
+@pytest.fixture
+def raw_dir(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4],
+            "channel": ["email"] * 4,
+            "address": [f"u{i}@example.com" for i in range(1, 5)],
+            "is_verified": [True, True, True, False],
+            "updated_at": pd.Timestamp("2026-01-01", tz="UTC"),
+        }
+    ).to_parquet(raw / "contact_points.parquet")
+    return raw
+
+
+def _recipients(ids):
+    return pd.DataFrame({"campaign": "c1", "customer_id": ids, "channel": "email"})
+
+
+def test_second_run_on_the_same_day_sends_nothing_new(tmp_path, raw_dir):
+    ledger = SendLedger(tmp_path / "ledger.db")
+    outbox = OutboxProvider(tmp_path / "outbox.db")
+    first = deliver(_recipients([1, 2, 3]), "2026-11-23", "run-a", ledger, outbox, raw_dir)
+    second = deliver(_recipients([1, 2, 3]), "2026-11-23", "run-b", ledger, outbox, raw_dir)
+    assert (first.newly_due, first.delivered) == (3, 3)
+    assert (second.newly_due, second.delivered, second.already_in_ledger) == (0, 0, 3)
+    assert outbox.received() == 3
+
+
+def test_next_day_is_a_new_send(tmp_path, raw_dir):
+    ledger = SendLedger(tmp_path / "ledger.db")
+    outbox = OutboxProvider(tmp_path / "outbox.db")
+    deliver(_recipients([1]), "2026-11-23", "run-a", ledger, outbox, raw_dir)
+    report = deliver(_recipients([1]), "2026-11-24", "run-b", ledger, outbox, raw_dir)
+    assert report.delivered == 1
+    assert outbox.received() == 2
+
+
+def test_a_message_left_due_by_a_crash_is_delivered_once_on_rerun(tmp_path, raw_dir):
+    ledger = SendLedger(tmp_path / "ledger.db")
+    outbox = OutboxProvider(tmp_path / "outbox.db")
+    # crash after recording due and after the provider accepted, before marking delivered
+    ledger.record_due(_recipients([1, 2]), "2026-11-23", "crashed-run")
+    claimed = ledger.claim_due("crashed-run", limit=10)
+    from orchestration.core.gateway.outbox import OutgoingMessage
+
+    outbox.send_batch(
+        [
+            OutgoingMessage(m.idempotency_key, m.campaign, m.customer_id, m.channel, "x", "t")
+            for m in claimed[:1]
+        ]
+    )
+    ledger.release([m.idempotency_key for m in claimed])  # lease handed back (or expired)
+    report = deliver(_recipients([1, 2]), "2026-11-23", "rerun", ledger, outbox, raw_dir)
+    assert report.newly_due == 0
+    assert report.delivered == 2
+    assert report.duplicates_prevented == 1
+    assert outbox.received() == 2
+    assert ledger.counts() == {"delivered": 2}
+
+
+def test_customer_without_verified_contact_point_fails_with_a_reason(tmp_path, raw_dir):
+    ledger = SendLedger(tmp_path / "ledger.db")
+    outbox = OutboxProvider(tmp_path / "outbox.db")
+    report = deliver(_recipients([4, 5]), "2026-11-23", "run-a", ledger, outbox, raw_dir)
+    assert report.delivered == 0
+    assert report.failures_by_reason == {"no_verified_contact_point": 2}
+    assert outbox.received() == 0
+
+
+def test_ledger_and_report_carry_no_contact_details(tmp_path, raw_dir):
+    ledger = SendLedger(tmp_path / "ledger.db")
+    outbox = OutboxProvider(tmp_path / "outbox.db")
+    report = deliver(_recipients([1, 2]), "2026-11-23", "run-a", ledger, outbox, raw_dir)
+    assert "@" not in repr(report.as_metadata())
+    assert not ledger.frame().astype(str).apply(lambda col: col.str.contains("@")).any().any()
