@@ -1,0 +1,262 @@
+"""Uplift learners on LightGBM behind one small interface.
+
+* ``two_model`` (T-learner): one classifier per arm, uplift = ``P(y | x, treated) - P(y | x,
+  control)``.
+* ``class_transformation`` (Jaskowski & Jaroszewicz 2012; Athey & Imbens): one classifier on
+  ``z = y*t + (1-y)*(1-t)``, uplift = ``2 * P(z=1 | x) - 1``. That identity needs
+  ``P(t=1) = 1/2``; with unbalanced arms the rows are weighted ``0.5 / P(t=1)`` (treated) and
+  ``0.5 / P(t=0)`` (control), which restores it for a randomised experiment (constant propensity).
+* ``response``: the baseline uplift must beat, a plain response model on the treated only,
+  score = ``P(y | x, treated)``. It ranks "sure things" first.
+
+Every column of ``X`` passed to ``fit`` is a feature (``feature_names_``); ``predict_uplift``
+selects those columns by name, so extra columns (ids) and column order do not matter. Missing
+values are left to LightGBM. Fitting is deterministic for a seed and does not depend on the order
+of the training rows: rows are put into a canonical order (by a hash of their content) first, so
+LightGBM's row bagging sees the same data whatever order the warehouse returned it in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+LEARNERS: tuple[str, ...] = ("two_model", "class_transformation", "response")
+
+DEFAULT_LGBM_PARAMS: dict[str, Any] = {
+    "n_estimators": 200,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 100,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "n_jobs": 2,
+    "deterministic": True,
+    # LightGBM recommends fixing the histogram layout when deterministic=True
+    "force_row_wise": True,
+    "verbose": -1,
+}
+
+
+class UpliftLearner(Protocol):
+    name: str
+    feature_names_: list[str]
+    params_: dict[str, Any]
+
+    def fit(self, X: pd.DataFrame, treatment: np.ndarray, y: np.ndarray) -> UpliftLearner: ...
+
+    def predict_uplift(self, X: pd.DataFrame) -> np.ndarray: ...
+
+
+def lgbm_params(params: dict[str, Any] | None = None, seed: int = 42) -> dict[str, Any]:
+    """The LightGBM parameters a learner uses: defaults, overridden by ``params``, seeded."""
+    params = dict(params or {})
+    clash = sorted({"random_state", "seed", "random_seed"} & params.keys())
+    if clash:
+        raise ValueError(f"set the seed with seed=..., not in params (got {clash})")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    return {**DEFAULT_LGBM_PARAMS, **params, "random_state": int(seed)}
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+
+
+def _check_X(X: object) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
+    if X.shape[1] == 0:
+        raise ValueError("X has no feature columns")
+    if X.columns.has_duplicates:
+        dups = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+        raise ValueError(f"X has duplicate column names: {dups}")
+    bad = [
+        f"{c} ({X[c].dtype})"
+        for c in X.columns
+        if not (
+            is_numeric_dtype(X[c])
+            or is_bool_dtype(X[c])
+            or isinstance(X[c].dtype, pd.CategoricalDtype)
+        )
+    ]
+    if bad:
+        raise ValueError(f"feature columns must be numeric, bool or pandas categorical; not: {bad}")
+    return X
+
+
+def _check_binary(name: str, values: object, n_rows: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if len(arr) != n_rows:
+        raise ValueError(f"length mismatch: X has {n_rows} rows, {name} has {len(arr)}")
+    try:
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric 0/1, got dtype {arr.dtype}") from exc
+    bad = ~np.isin(arr, (0.0, 1.0))
+    if bad.any():
+        found = np.unique(arr[bad])[:5].tolist()
+        raise ValueError(f"{name} must contain only 0 and 1, found {found}")
+    return arr.astype(np.int8)
+
+
+def _check_fit_inputs(
+    X: object, treatment: object, y: object
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    X = _check_X(X)
+    if len(X) == 0:
+        raise ValueError("X has no rows")
+    t = _check_binary("treatment", treatment, len(X))
+    y_arr = _check_binary("y", y, len(X))
+    n_t = int(t.sum())
+    if n_t == 0 or n_t == len(t):
+        arm = "control (treatment == 0)" if n_t == 0 else "treated (treatment == 1)"
+        raise ValueError(f"only one treatment arm present: all {len(t)} rows are {arm}")
+    return X, t, y_arr
+
+
+def _check_both_classes(target: np.ndarray, what: str) -> None:
+    if target.min() == target.max():
+        raise ValueError(f"{what} has only one outcome class ({int(target[0])}); cannot fit")
+
+
+def _canonical_order(X: pd.DataFrame, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A row order that depends only on the rows' content, not on their input order.
+
+    Rows are ordered by a 64-bit hash of their feature values, then treatment and outcome;
+    rows that tie on all three are identical, so their relative order is immaterial.
+    """
+    row_hash = pd.util.hash_pandas_object(X, index=False).to_numpy()
+    return np.lexsort((y, t, row_hash))
+
+
+# --------------------------------------------------------------------------------------------
+# learners
+
+
+class _LGBMUpliftLearner:
+    """Shared fitting machinery; subclasses implement ``_fit`` and ``_predict``."""
+
+    name = ""
+
+    def __init__(self, params: dict[str, Any] | None = None, seed: int = 42) -> None:
+        self.seed = int(seed)
+        self.params_: dict[str, Any] = lgbm_params(params, seed)
+        self.feature_names_: list[str] = []
+        self._fitted = False
+
+    def __repr__(self) -> str:
+        state = "fitted" if self._fitted else "unfitted"
+        return f"{type(self).__name__}(name={self.name!r}, seed={self.seed}, {state})"
+
+    def _classifier(self) -> LGBMClassifier:
+        return LGBMClassifier(**self.params_)
+
+    def fit(self, X: pd.DataFrame, treatment: np.ndarray, y: np.ndarray) -> _LGBMUpliftLearner:
+        X, t, y_arr = _check_fit_inputs(X, treatment, y)
+        order = _canonical_order(X, t, y_arr)
+        X = X.iloc[order].reset_index(drop=True)
+        t, y_arr = t[order], y_arr[order]
+        self.feature_names_ = list(X.columns)
+        self._fit(X, t, y_arr)
+        self._fitted = True
+        return self
+
+    def _features(self, X: object) -> pd.DataFrame:
+        if not self._fitted:
+            raise RuntimeError(f"{self!r} is not fitted; call fit() first")
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks feature columns the learner was fitted on: {missing}")
+        return X[self.feature_names_]
+
+    def predict_uplift(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted uplift (or, for ``response``, the response score) per row of ``X``."""
+        features = self._features(X)
+        if len(features) == 0:
+            return np.empty(0)
+        return np.asarray(self._predict(features), dtype=np.float64)
+
+    def _fit(self, X: pd.DataFrame, t: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, X: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _p1(model: LGBMClassifier, X: pd.DataFrame) -> np.ndarray:
+    return model.predict_proba(X)[:, 1]
+
+
+class TwoModelLearner(_LGBMUpliftLearner):
+    """T-learner: a classifier per arm, uplift = ``p_treated - p_control``."""
+
+    name = "two_model"
+
+    def _fit(self, X: pd.DataFrame, t: np.ndarray, y: np.ndarray) -> None:
+        treated = t == 1
+        _check_both_classes(y[treated], "the treated arm")
+        _check_both_classes(y[~treated], "the control arm")
+        self.model_treated_ = self._classifier().fit(X[treated], y[treated])
+        self.model_control_ = self._classifier().fit(X[~treated], y[~treated])
+
+    def _predict(self, X: pd.DataFrame) -> np.ndarray:
+        return _p1(self.model_treated_, X) - _p1(self.model_control_, X)
+
+
+class ClassTransformationLearner(_LGBMUpliftLearner):
+    """Transformed target ``z = y*t + (1-y)*(1-t)``, uplift = ``2 * P(z=1) - 1``.
+
+    The arms are reweighted to equal total weight (``propensity_`` = share treated), which makes
+    the identity hold for unbalanced randomised experiments too.
+    """
+
+    name = "class_transformation"
+
+    def _fit(self, X: pd.DataFrame, t: np.ndarray, y: np.ndarray) -> None:
+        z = (y * t + (1 - y) * (1 - t)).astype(np.int8)
+        _check_both_classes(z, "the transformed target z = y*t + (1-y)*(1-t)")
+        self.propensity_ = float(t.mean())
+        weight = np.where(t == 1, 0.5 / self.propensity_, 0.5 / (1.0 - self.propensity_))
+        self.model_ = self._classifier().fit(X, z, sample_weight=weight)
+
+    def _predict(self, X: pd.DataFrame) -> np.ndarray:
+        return 2.0 * _p1(self.model_, X) - 1.0
+
+
+class ResponseLearner(_LGBMUpliftLearner):
+    """Baseline: ``P(y=1 | x, treated)`` from the treated only (not an uplift estimate)."""
+
+    name = "response"
+
+    def _fit(self, X: pd.DataFrame, t: np.ndarray, y: np.ndarray) -> None:
+        treated = t == 1
+        _check_both_classes(y[treated], "the treated arm")
+        self.model_ = self._classifier().fit(X[treated], y[treated])
+
+    def _predict(self, X: pd.DataFrame) -> np.ndarray:
+        return _p1(self.model_, X)
+
+
+_REGISTRY: dict[str, type[_LGBMUpliftLearner]] = {
+    "two_model": TwoModelLearner,
+    "class_transformation": ClassTransformationLearner,
+    "response": ResponseLearner,
+}
+
+
+def make_learner(name: str, params: dict[str, Any] | None = None, seed: int = 42) -> UpliftLearner:
+    """A new, unfitted learner; ``params`` override ``DEFAULT_LGBM_PARAMS`` (LightGBM names)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown uplift learner {name!r}; choose one of {LEARNERS}")
+    return _REGISTRY[name](params=params, seed=seed)
