@@ -37,6 +37,8 @@ class RawTable:
     contains_contact_details: bool = False
     # Columns whose values must come from a closed set (column -> allowed values).
     allowed_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Columns that may be null (every other column must have a value in every row).
+    nullable: tuple[str, ...] = ()
 
     @property
     def file_name(self) -> str:
@@ -131,6 +133,7 @@ ENGAGEMENT_EVENTS = RawTable(
     time_column="occurred_at",
     description="Opens, clicks, dismissals and app/web sessions.",
     allowed_values=(("channel", CHANNELS), ("event_type", ENGAGEMENT_EVENT_TYPES)),
+    nullable=("channel",),  # sessions have no channel
 )
 
 SUPPRESSIONS = RawTable(
@@ -147,7 +150,8 @@ SUPPRESSIONS = RawTable(
     primary_key=("suppression_id",),
     time_column="suppressed_at",
     description="Customers who must not be contacted, on one channel or (channel null) on all.",
-    allowed_values=(("reason", SUPPRESSION_REASONS),),
+    allowed_values=(("reason", SUPPRESSION_REASONS), ("channel", CHANNELS)),
+    nullable=("channel",),  # null: suppressed on every channel
 )
 
 CAMPAIGN_EXPOSURES = RawTable(
