@@ -1,0 +1,38 @@
+{#-
+    The decision time the warehouse is built as of, and its UTC day.
+
+    var('as_of') null (the default): now. An ISO timestamp string (or a YAML timestamp) pins it,
+    so a build, and its tests, are reproducible: e.g.
+        dbt build --vars '{as_of: "2024-06-01T00:00:00Z"}'
+    A timestamp without an offset is read as UTC (profiles.yml pins the session time zone).
+-#}
+
+{% macro decision_at() -%}
+    {%- set as_of = var('as_of', none) -%}
+    {%- if as_of is none or (as_of is string and as_of | trim | lower in ['', 'none', 'null']) -%}
+        current_timestamp
+    {%- else -%}
+        cast('{{ as_of }}' as timestamptz)
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro decision_day() -%}
+    {{ utc_day(decision_at()) }}
+{%- endmacro %}
+
+
+{#- Midnight UTC of a timestamptz, as a timestamptz, whatever the session time zone. -#}
+{% macro utc_day(timestamp_expression) -%}
+    ((date_trunc('day', ({{ timestamp_expression }}) at time zone 'UTC')) at time zone 'UTC')
+{%- endmacro %}
+
+
+{#-
+    Elapsed days between two timestamptz values, as a double (fractional days). Microsecond
+    epochs are subtracted as integers first: epoch() in seconds as a double loses the last
+    microsecond digits of present-day timestamps.
+-#}
+{% macro days_between(start_expression, end_expression) -%}
+    (cast(epoch_us({{ end_expression }}) - epoch_us({{ start_expression }}) as double) / 86400000000)
+{%- endmacro %}

@@ -1,0 +1,28 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'customers') }}
+
+),
+
+renamed as (
+
+    select
+
+        ----------  ids
+        cast(customer_id as bigint) as customer_id,
+
+        ---------- text
+        cast(region as varchar) as region,
+        cast(time_zone as varchar) as time_zone,
+
+        ---------- timestamps
+        cast(signed_up_at as timestamptz) as signed_up_at,
+        cast(updated_at as timestamptz) as updated_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,27 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'orders') }}
+
+),
+
+renamed as (
+
+    select
+
+        ----------  ids
+        cast(order_id as bigint) as order_id,
+        cast(customer_id as bigint) as customer_id,
+
+        ---------- numerics
+        cast(amount as double) as amount,
+
+        ---------- timestamps
+        cast(ordered_at as timestamptz) as ordered_at
+
+    from source
+
+)
+
+select * from renamed
