@@ -1,0 +1,79 @@
+"""Feature views over the published dbt feature tables, named ``customer_<topic>``.
+
+Each table has one row per customer per snapshot (midnight UTC of each past campaign day and of
+the decision day), computed from events strictly before the snapshot, so a point-in-time join at
+an exposure's timestamp returns what was known then.
+"""
+
+from datetime import timedelta
+
+from customer_entities import customer
+from customer_sources import (
+    customer_consent_source,
+    customer_engagement_source,
+    customer_rfm_source,
+)
+from feast import FeatureView, Field
+from feast.types import Float64, Int64
+
+# A snapshot is taken every decision day; two days of TTL tolerates one missed day and turns
+# older snapshots into missing features (which the availability gate counts) instead of silently
+# serving stale values offline. Feast does not apply TTL to online reads: we check those ourselves.
+SNAPSHOT_TTL = timedelta(days=2)
+
+customer_rfm = FeatureView(
+    name="customer_rfm",
+    entities=[customer],
+    ttl=SNAPSHOT_TTL,
+    schema=[
+        Field(name="days_since_last_order", dtype=Float64),
+        Field(name="count_orders_30d", dtype=Int64),
+        Field(name="count_orders_90d", dtype=Int64),
+        Field(name="count_orders_365d", dtype=Int64),
+        Field(name="sum_amount_90d", dtype=Float64),
+        Field(name="sum_amount_365d", dtype=Float64),
+        Field(name="avg_order_amount_365d", dtype=Float64),
+        Field(name="tenure_days", dtype=Int64),
+    ],
+    source=customer_rfm_source,
+    online=True,
+    description="Recency, frequency and monetary value over 30/90/365 days.",
+    tags={"owner": "data-science", "dbt_model": "feat_customer_rfm"},
+)
+
+customer_engagement = FeatureView(
+    name="customer_engagement",
+    entities=[customer],
+    ttl=SNAPSHOT_TTL,
+    schema=[
+        Field(name="count_opens_30d", dtype=Int64),
+        Field(name="count_clicks_30d", dtype=Int64),
+        Field(name="count_dismisses_30d", dtype=Int64),
+        Field(name="count_sessions_30d", dtype=Int64),
+        Field(name="count_opens_90d", dtype=Int64),
+        Field(name="count_clicks_90d", dtype=Int64),
+        Field(name="count_dismisses_90d", dtype=Int64),
+        Field(name="click_through_rate_90d", dtype=Float64),
+        Field(name="days_since_last_engagement", dtype=Float64),
+    ],
+    source=customer_engagement_source,
+    online=True,
+    description="Opens, clicks, dismissals and sessions over 30/90 days.",
+    tags={"owner": "data-science", "dbt_model": "feat_customer_engagement"},
+)
+
+customer_consent = FeatureView(
+    name="customer_consent",
+    entities=[customer],
+    ttl=SNAPSHOT_TTL,
+    schema=[
+        Field(name="is_email_opted_in", dtype=Int64),
+        Field(name="is_sms_opted_in", dtype=Int64),
+        Field(name="is_push_opted_in", dtype=Int64),
+        Field(name="count_channels_opted_in", dtype=Int64),
+    ],
+    source=customer_consent_source,
+    online=True,
+    description="Consent per channel as of the snapshot (the policy engine re-checks live consent).",
+    tags={"owner": "data-science", "dbt_model": "feat_customer_consent"},
+)

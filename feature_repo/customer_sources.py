@@ -1,0 +1,32 @@
+"""Batch sources: the published feature tables (Parquet) that dbt builds and the pipeline publishes.
+
+The pipeline writes each feature version to its own directory and then points
+``<data>/features/current`` at it (write-audit-publish), so Feast always reads the last version
+that passed the gates.
+"""
+
+import os
+from pathlib import Path
+
+from feast import FileSource
+from feast.data_format import ParquetFormat
+
+DATA_DIR = Path(
+    os.environ.get("CAMPAIGN_DATA_DIR") or Path(__file__).resolve().parents[1] / "data"
+).resolve()
+PUBLISHED_FEATURES_DIR = DATA_DIR / "features" / "current"
+
+
+def _published(table: str) -> FileSource:
+    return FileSource(
+        name=f"{table}_source",
+        path=str(PUBLISHED_FEATURES_DIR / f"{table}.parquet"),
+        file_format=ParquetFormat(),
+        timestamp_field="event_timestamp",
+        description=f"dbt model {table}, published by the pipeline after its gates passed.",
+    )
+
+
+customer_rfm_source = _published("feat_customer_rfm")
+customer_engagement_source = _published("feat_customer_engagement")
+customer_consent_source = _published("feat_customer_consent")

@@ -1,0 +1,101 @@
+"""Write-audit-publish for the feature tables Feast reads.
+
+dbt writes its feature tables to the exports directory. A run copies them into a new immutable
+version directory (write), the gates audit that version, and only then ``current`` is switched to
+it with an atomic symlink swap (publish). A failed gate leaves ``current`` (and therefore Feast and
+the online store) at the last good version.
+
+    features/
+      versions/<version>/feat_*.parquet
+      current -> versions/<version>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+FEATURE_TABLES: tuple[str, ...] = (
+    "feat_customer_rfm",
+    "feat_customer_engagement",
+    "feat_customer_consent",
+)
+VERSIONS_KEPT = 5
+
+
+@dataclass(frozen=True)
+class FeatureVersion:
+    version: str
+    path: Path
+
+    def table(self, name: str) -> Path:
+        return self.path / f"{name}.parquet"
+
+
+def _digest(files: list[Path]) -> str:
+    sha = hashlib.sha256()
+    for file in files:
+        sha.update(file.name.encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()
+
+
+def stage_feature_version(
+    exports_dir: Path, features_dir: Path, tables: tuple[str, ...] = FEATURE_TABLES
+) -> FeatureVersion:
+    """Copy the exported feature tables into a new version directory (not yet published).
+
+    The version id is the UTC time plus a digest of the content, so identical content is
+    recognisable across runs and versions sort by time.
+    """
+    sources = [Path(exports_dir) / f"{t}.parquet" for t in tables]
+    missing = [str(s) for s in sources if not s.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"feature tables not exported by dbt: {missing}; run `dbt build` for the feat_ models"
+        )
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{_digest(sources)[:12]}"
+    target = Path(features_dir) / "versions" / version
+    staging = target.with_name(f".{version}.tmp")
+    staging.mkdir(parents=True, exist_ok=False)
+    for source in sources:
+        shutil.copy2(source, staging / source.name)
+    os.replace(staging, target)
+    return FeatureVersion(version=version, path=target)
+
+
+def publish_feature_version(features_dir: Path, version: str) -> FeatureVersion:
+    """Point ``current`` at ``version`` atomically and prune old unpublished versions."""
+    features_dir = Path(features_dir)
+    target = features_dir / "versions" / version
+    if not target.is_dir():
+        raise FileNotFoundError(f"feature version {version} does not exist under {target.parent}")
+    link = features_dir / "current"
+    tmp_link = features_dir / f".current-{version}.tmp"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(Path("versions") / version, target_is_directory=True)
+    os.replace(tmp_link, link)
+    _prune(features_dir, keep={version})
+    return FeatureVersion(version=version, path=target)
+
+
+def current_feature_version(features_dir: Path) -> FeatureVersion | None:
+    link = Path(features_dir) / "current"
+    if not link.is_symlink():
+        return None
+    target = link.resolve()
+    return FeatureVersion(version=target.name, path=target) if target.is_dir() else None
+
+
+def _prune(features_dir: Path, keep: set[str]) -> None:
+    versions = sorted((features_dir / "versions").iterdir(), key=lambda p: p.name)
+    old = [p for p in versions if p.is_dir() and p.name not in keep][:-VERSIONS_KEPT]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,154 @@
+"""Feast, opened on the configured data directory: apply, point-in-time retrieval, online store.
+
+feast is imported inside the functions (it costs ~12 s cold), so importing this module is free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from orchestration.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+FEATURE_SERVICE = "uplift_model_v1"
+ENTITY_KEY = "customer_id"
+TIMESTAMP_COLUMN = "event_timestamp"
+
+
+def open_feature_store(settings: Settings) -> FeatureStore:
+    """The Feast store of ``feature_repo/``, with file paths moved under ``settings.data_dir``.
+
+    Only the embedded defaults (file registry, SQLite online store) have paths; a Redis online
+    store or a SQL registry configured in feature_store.yaml is left as configured.
+    """
+    from feast import FeatureStore
+    from feast.repo_config import load_repo_config
+
+    repo_dir = settings.feature_repo_dir
+    config = load_repo_config(repo_dir, repo_dir / "feature_store.yaml")
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    registry = config.registry
+    if getattr(registry, "registry_type", "file") == "file":
+        registry.path = str(settings.feast_dir / "registry.db")
+    online = config.online_store
+    if getattr(online, "type", None) == "sqlite":
+        online.path = str(settings.feast_dir / "online_store.db")
+    return FeatureStore(repo_path=str(repo_dir), config=config)
+
+
+def _import_repo_modules(repo_dir: Path) -> list[object]:
+    """Import the feature repo's modules afresh and return every object they define.
+
+    The source paths are resolved from CAMPAIGN_DATA_DIR when a module is imported, so modules
+    cached from an earlier call (another data directory) are dropped first.
+    """
+    repo_dir = repo_dir.resolve()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve().parent == repo_dir:
+            del sys.modules[name]
+    if str(repo_dir) not in sys.path:
+        sys.path.insert(0, str(repo_dir))
+    objects: list[object] = []
+    for path in sorted(repo_dir.glob("*.py")):
+        module = importlib.import_module(path.stem)
+        for value in vars(module).values():
+            if not any(value is seen for seen in objects):
+                objects.append(value)
+    return objects
+
+
+@dataclass(frozen=True)
+class AppliedDefinitions:
+    entities: list[str]
+    feature_views: list[str]
+    feature_services: list[str]
+    data_sources: dict[str, str]
+
+
+def apply_feature_definitions(settings: Settings) -> AppliedDefinitions:
+    """``feast apply`` in-process: register the repo's objects and delete the ones removed."""
+    from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import DataSource
+    from feast.repo_contents import RepoContents
+    from feast.repo_operations import extract_objects_for_apply_delete
+
+    objects = _import_repo_modules(settings.feature_repo_dir)
+    contents = RepoContents(
+        projects=[],
+        data_sources=[o for o in objects if isinstance(o, DataSource)],
+        feature_views=[o for o in objects if isinstance(o, FeatureView)],
+        on_demand_feature_views=[],
+        stream_feature_views=[],
+        label_views=[],
+        entities=[o for o in objects if isinstance(o, Entity)],
+        feature_services=[o for o in objects if isinstance(o, FeatureService)],
+        permissions=[],
+    )
+    store = open_feature_store(settings)
+    to_apply, to_delete, _, _ = extract_objects_for_apply_delete(
+        store.project, store.registry, contents
+    )
+    store.apply(to_apply, objects_to_delete=to_delete, partial=False)
+    return AppliedDefinitions(
+        entities=sorted(e.name for e in contents.entities),
+        feature_views=sorted(v.name for v in contents.feature_views),
+        feature_services=sorted(s.name for s in contents.feature_services),
+        data_sources={v.name: v.batch_source.path for v in contents.feature_views},
+    )
+
+
+def feature_names(settings: Settings, service: str = FEATURE_SERVICE) -> list[str]:
+    """The feature columns a service returns, in a stable order (entity columns excluded)."""
+    store = open_feature_store(settings)
+    fs = store.get_feature_service(service)
+    return [f.name for projection in fs.feature_view_projections for f in projection.features]
+
+
+def historical_features(
+    settings: Settings, entity_df: pd.DataFrame, service: str = FEATURE_SERVICE
+) -> pd.DataFrame:
+    """Point-in-time correct features for each (customer_id, event_timestamp) row.
+
+    Used for both training (timestamps = past exposures) and bulk scoring (timestamp = decision
+    time): the same definitions on both sides. Rows keep the entity frame's extra columns.
+    """
+    missing = {ENTITY_KEY, TIMESTAMP_COLUMN} - set(entity_df.columns)
+    if missing:
+        raise ValueError(
+            f"entity frame lacks {sorted(missing)}; it needs customer_id and event_timestamp"
+        )
+    store = open_feature_store(settings)
+    frame = entity_df.copy()
+    frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN], utc=True)
+    job = store.get_historical_features(
+        entity_df=frame, features=store.get_feature_service(service), full_feature_names=False
+    )
+    return job.to_df()
+
+
+def materialize_online(settings: Settings, start: datetime, end: datetime) -> None:
+    """Load the snapshot rows in [start, end) into the online store (latest row per customer)."""
+    store = open_feature_store(settings)
+    store.materialize(start_date=start, end_date=end)
+
+
+def online_features(
+    settings: Settings, customer_ids: list[int], service: str = FEATURE_SERVICE
+) -> pd.DataFrame:
+    """Per-request lookup from the online store (what a real-time decision would see)."""
+    store = open_feature_store(settings)
+    response = store.get_online_features(
+        features=store.get_feature_service(service),
+        entity_rows=[{ENTITY_KEY: int(c)} for c in customer_ids],
+    )
+    return response.to_df()
