@@ -51,7 +51,7 @@ class Thresholds:
     # Feature drift: share of drifted feature columns (Evidently) that blocks the sends.
     drift_share: float = 0.5
     # Rows sampled from each side for the drift test (stated in the check's metadata).
-    drift_sample_rows: int = 20_000
+    drift_sample_rows: int = 10_000
     # Feature availability: share of candidates that must have today's features.
     feature_coverage: float = 0.95
 
@@ -81,7 +81,7 @@ class Settings:
         thresholds = Thresholds(
             raw_freshness_hours=_env_float("CAMPAIGN_RAW_FRESHNESS_HOURS", 24.0),
             drift_share=_env_float("CAMPAIGN_DRIFT_SHARE_THRESHOLD", 0.5),
-            drift_sample_rows=_env_int("CAMPAIGN_DRIFT_SAMPLE_ROWS", 20_000),
+            drift_sample_rows=_env_int("CAMPAIGN_DRIFT_SAMPLE_ROWS", 10_000),
             feature_coverage=_env_float("CAMPAIGN_FEATURE_COVERAGE_THRESHOLD", 0.95),
         )
         return cls(

@@ -25,6 +25,7 @@ REASON_SELECTED = "selected_top_uplift"
 REASON_HOLDOUT = "campaign_holdout"
 REASON_NO_CONSENT = "no_consent_on_channel"
 REASON_SUPPRESSED = "suppressed"
+REASON_UNREACHABLE = "no_verified_contact_point"
 REASON_NOT_ELIGIBLE = "not_eligible"
 REASON_MISSING_FEATURES = "missing_features"
 REASON_ALREADY_SENT = "already_sent_today"
@@ -67,7 +68,7 @@ def decide(
     """One row per candidate with its decision and reason.
 
     ``candidates``: dim_customers (customer_id, region, signed_up_at, is_<channel>_opted_in,
-    is_<channel>_suppressed). ``scores``: customer_id, predicted_uplift, feature_timestamp.
+    is_<channel>_suppressed) plus the gateway's ``is_<channel>_reachable``. ``scores``: customer_id, predicted_uplift, feature_timestamp.
     """
     channel = campaign.channel
     frame = candidates.merge(scores, on="customer_id", how="left", validate="one_to_one")
@@ -79,6 +80,9 @@ def decide(
 
     mark(~frame[f"is_{channel}_opted_in"].fillna(False).astype(bool).to_numpy(), REASON_NO_CONSENT)
     mark(frame[f"is_{channel}_suppressed"].fillna(False).astype(bool).to_numpy(), REASON_SUPPRESSED)
+    mark(
+        ~frame[f"is_{channel}_reachable"].fillna(False).astype(bool).to_numpy(), REASON_UNREACHABLE
+    )
     mark(~_eligible(frame, campaign, context.decided_at), REASON_NOT_ELIGIBLE)
     mark(frame["predicted_uplift"].isna().to_numpy(), REASON_MISSING_FEATURES)
     mark(frame["customer_id"].isin(list(already_sent_today)).to_numpy(), REASON_ALREADY_SENT)

@@ -24,6 +24,7 @@ def _candidates(n: int = 1000, seed: int = 0) -> pd.DataFrame:
     for channel in ("email", "sms", "push"):
         frame[f"is_{channel}_opted_in"] = rng.random(n) < 0.7
         frame[f"is_{channel}_suppressed"] = rng.random(n) < 0.05
+        frame[f"is_{channel}_reachable"] = rng.random(n) < 0.95
     return frame
 
 
@@ -66,6 +67,7 @@ def test_never_sends_to_opted_out_or_suppressed():
     assert len(sends) > 0
     assert sends["is_email_opted_in"].all()
     assert not sends["is_email_suppressed"].any()
+    assert sends["is_email_reachable"].all()
     opted_out = decisions[~decisions["is_email_opted_in"]]
     assert (opted_out["reason"] == a.REASON_NO_CONSENT).all()
 
@@ -125,7 +127,11 @@ def test_missing_features_are_excluded_not_guessed():
     first_ten = decisions[decisions["customer_id"] <= 10]
     assert (first_ten["decision"] != a.SEND).all()
     consenting = first_ten[first_ten["reason"] != a.REASON_NO_CONSENT]
-    assert set(consenting["reason"]) <= {a.REASON_MISSING_FEATURES, a.REASON_SUPPRESSED}
+    assert set(consenting["reason"]) <= {
+        a.REASON_MISSING_FEATURES,
+        a.REASON_SUPPRESSED,
+        a.REASON_UNREACHABLE,
+    }
 
 
 def test_budget_caps_the_sends():

@@ -175,10 +175,13 @@ class SendLedger:
             )
 
     def sent_today(self, campaign: str, send_date: str) -> set[int]:
-        """Customers this campaign has already recorded for the day (due or delivered)."""
+        """Customers this campaign has already recorded for the day, whatever the outcome.
+
+        A failed attempt used its place in the day's cap: a later run does not top it up.
+        """
         with self._connect() as con:
             rows = con.execute(
-                "select customer_id from deliveries where campaign = ? and send_date = ? and status != 'failed'",
+                "select customer_id from deliveries where campaign = ? and send_date = ?",
                 (campaign, send_date),
             ).fetchall()
         return {int(r[0]) for r in rows}

@@ -1,0 +1,270 @@
+"""`campaign`: the command line of the project (generate data, run the pipeline, read results).
+
+Heavy imports (dagster, the definitions) happen inside the commands, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestration.settings import Settings
+
+DBT_STEP = "warehouse_models"
+
+app = typer.Typer(
+    help="Campaign orchestration: raw data to governed, gated campaign sends.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option(help="Number of customers (1k to 10M).")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same world.")] = 42,
+    as_of: Annotated[str | None, typer.Option(help="World time (ISO, UTC); default now.")] = None,
+    drift: Annotated[
+        float, typer.Option(help="Behaviour shift in the last 30 days (drill).")
+    ] = 0.0,
+    out: Annotated[
+        Path | None, typer.Option(help="Data directory; default CAMPAIGN_DATA_DIR or ./data.")
+    ] = None,
+) -> None:
+    """Generate the synthetic world as raw Parquet (the raw data contract) with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from orchestration.core.synthetic_world import WorldSpec, generate_world
+
+    if not 1_000 <= customers <= 10_000_000:
+        _fail(f"--customers must be between 1,000 and 10,000,000 (got {customers:,})")
+    settings = Settings.from_env()
+    data_dir = (out or settings.data_dir).resolve()
+    when = datetime.fromisoformat(as_of).astimezone(UTC) if as_of else None
+    spec = WorldSpec(customers=customers, seed=seed, as_of=when, drift=drift)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("customers", total=customers)
+        summary = generate_world(
+            spec,
+            data_dir / "raw",
+            data_dir / "ground_truth",
+            progress=lambda n: progress.advance(task, n),
+        )
+    table = Table(title=f"raw data in {data_dir / 'raw'} ({summary.seconds:.1f}s)")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in summary.rows.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+
+
+@app.command()
+def run(
+    customers: Annotated[int | None, typer.Option(help="Customers in the synthetic world.")] = None,
+    seed: Annotated[int | None, typer.Option(help="World seed.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="World time (ISO); an old one makes stale data.")
+    ] = None,
+    drift: Annotated[float, typer.Option(help="Inject a behaviour shift (drift drill).")] = 0.0,
+    summary_json: Annotated[
+        Path | None, typer.Option(help="Also write the summary as JSON here.")
+    ] = None,
+) -> None:
+    """Materialize the whole asset graph (the campaign_pipeline job) and print a summary.
+
+    The run is recorded in DAGSTER_HOME, so it shows in the Dagster UI (`make ui`).
+    """
+    if not os.environ.get("DAGSTER_HOME"):
+        _fail(
+            "DAGSTER_HOME is not set; run through `make run` or export DAGSTER_HOME=$PWD/data/dagster_home"
+        )
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    console.print("[bold]loading definitions[/] (dagster, dbt manifest)...")
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+
+    config: dict[str, object] = {"drift": drift}
+    if customers is not None:
+        config["customers"] = customers
+    if seed is not None:
+        config["seed"] = seed
+    if as_of is not None:
+        config["as_of"] = as_of
+    instance = DagsterInstance.get()
+    job = defs.resolve_job_def("campaign_pipeline")
+    console.print("[bold]running campaign_pipeline[/] ...")
+    result = job.execute_in_process(
+        instance=instance,
+        run_config={"ops": {"raw_data": {"config": config}}},
+        raise_on_error=False,
+    )
+    elapsed = time.perf_counter() - started
+    _print_summary(instance, result.run_id, elapsed)
+    if summary_json is not None:
+        _write_summary_json(instance, result.run_id, elapsed, summary_json)
+    if not result.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def summary(
+    run_id: Annotated[str | None, typer.Argument(help="Run id; default the latest run.")] = None,
+) -> None:
+    """Print the summary of a past pipeline run (default: the latest)."""
+    from dagster import DagsterInstance, RunsFilter
+
+    instance = DagsterInstance.get()
+    if run_id is None:
+        runs = instance.get_runs(filters=RunsFilter(job_name="campaign_pipeline"), limit=1)
+        if not runs:
+            _fail("no campaign_pipeline run recorded yet; run `make run` first")
+        run_id = runs[0].run_id
+    _print_summary(instance, run_id, None)
+
+
+def _write_summary_json(instance, run_id: str, elapsed: float, path: Path) -> None:
+    import json
+
+    from orchestration.run_summary import summarize_run
+
+    result = summarize_run(instance, run_id)
+    payload = {
+        "run_id": run_id,
+        "status": result.status,
+        "wall_seconds": round(elapsed, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "stages": [s.__dict__ for s in result.stages],
+        "materializations": result.materializations,
+        "checks": result.checks,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str))
+
+
+def _print_summary(instance, run_id: str, elapsed: float | None) -> None:
+    from orchestration.run_summary import row_count, summarize_run
+
+    s = Settings.from_env()
+    result = summarize_run(instance, run_id)
+    stages = Table(title=f"run {run_id[:8]}: {result.status}")
+    for column in ("step", "status", "seconds", "rows"):
+        stages.add_column(column, justify="right" if column in ("seconds", "rows") else "left")
+    for stage in result.stages:
+        rows = row_count(result.metadata(stage.step))
+        stages.add_row(
+            stage.step,
+            stage.status,
+            f"{stage.seconds:.1f}" if stage.seconds is not None else "-",
+            f"{rows:,}" if rows is not None else "",
+        )
+    console.print(stages)
+
+    raw_rows = {
+        k: m.get("rows") for k, m in result.materializations.items() if k.startswith("raw/")
+    }
+    if raw_rows:
+        console.print(
+            "raw rows: " + ", ".join(f"{k[4:]}={v:,}" for k, v in raw_rows.items() if v is not None)
+        )
+
+    model = result.metadata("uplift_model")
+    if model:
+        line = (
+            f"model {model.get('model')} [{model.get('aliases')}]: qini {model.get('qini', 0):.4f} "
+            f"{model.get('qini_ci', '')}, AUUC {model.get('auuc', 0):.4f}, "
+            f"uplift@30% {model.get('uplift_at_30', 0):.4f} {model.get('uplift_at_30_ci', '')}"
+        )
+        if "oracle_ratio_qini" in model:
+            line += f", qini/oracle {model['oracle_ratio_qini']:.2f}"
+        console.print(line)
+    scores = result.metadata("customer_scores")
+    if scores:
+        console.print(
+            f"scored {scores.get('scored', 0):,} of {scores.get('eligible', 0):,} customers "
+            f"({scores.get('inference_success_rate', 0):.1%}) with {scores.get('model')}"
+        )
+    decisions = result.metadata("campaign_decisions")
+    if decisions:
+        console.print(
+            f"audience: {decisions.get('audience_size', 0):,} sends selected from "
+            f"{decisions.get('candidates', 0):,} candidate decisions "
+            f"(campaigns: {decisions.get('campaigns')})"
+        )
+        for name, counts in (decisions.get("by_campaign") or {}).items():
+            console.print(
+                f"  {name}: send {counts.get('decision_send', 0):,}, holdout "
+                f"{counts.get('decision_holdout', 0):,}, excluded {counts.get('decision_excluded', 0):,}"
+            )
+    sends = result.metadata("campaign_sends")
+    if sends:
+        console.print(
+            f"sends: {sends.get('delivered', 0):,} delivered, {sends.get('newly_due', 0):,} new in "
+            f"ledger, {sends.get('already_in_ledger', 0):,} already sent today, "
+            f"{sends.get('failed', 0):,} failed"
+        )
+    elif result.status != "SUCCESS":
+        console.print("[bold red]sends: none[/] (the run stopped before the sends)")
+
+    dbt_tests = result.checks_from(DBT_STEP, inside=True)
+    dbt_failed = [c for c in dbt_tests if not c["passed"]]
+    checks = Table(title=f"gates ({len(dbt_tests)} dbt tests: {len(dbt_failed)} failed)")
+    for column in ("asset", "check", "result", "evidence"):
+        checks.add_column(column)
+    for check in [*result.checks_from(DBT_STEP, inside=False), *dbt_failed]:
+        checks.add_row(
+            check["asset"],
+            check["check"],
+            "[green]pass[/]" if check["passed"] else f"[red]FAIL ({check['severity'].lower()})[/]",
+            check["description"][:120],
+        )
+    console.print(checks)
+    for check in result.failed_checks:
+        console.print(
+            f"[red]failed:[/] {check['asset']} · {check['check']}: {check['description']}"
+        )
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if elapsed is not None:
+        console.print(f"wall {elapsed:.1f}s, peak memory {peak_mb:,.0f} MB")
+    console.print(
+        "where things are:\n"
+        f"  Dagster UI      make ui  -> http://127.0.0.1:3000 (run history in {os.environ.get('DAGSTER_HOME')})\n"
+        f"  MLflow          make mlflow -> http://127.0.0.1:5000 ({s.mlflow_tracking_uri})\n"
+        f"  drift reports   {s.reports_dir / 'drift'}\n"
+        f"  decisions       {s.decisions_dir}\n"
+        f"  send ledger     {s.gateway_dir / 'ledger.db'} (outbox: {s.gateway_dir / 'outbox.db'})"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,268 @@
+"""Feature tables: write-audit-publish, then Feast (registry and online store).
+
+    feat_* (dbt exports) -> feature_snapshot (new version, written)
+                         -> [drift, availability gates] (audit)
+                         -> published_features (``current`` switched: publish)
+                         -> feature_store_registry (feast apply) -> online_features (materialize)
+
+A failed gate skips the publish, so Feast and the online store keep the last good version.
+"""
+
+from datetime import timedelta
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    asset,
+    asset_check,
+)
+
+from orchestration.core.feature_publishing import (
+    FEATURE_TABLES,
+    FeatureVersion,
+    current_feature_version,
+    publish_feature_version,
+    stage_feature_version,
+)
+from orchestration.resources import CampaignSettings
+
+GROUP = "features"
+OWNER = "team:ml-platform"
+FEATURE_TABLE_KEYS = [AssetKey(t) for t in FEATURE_TABLES]
+
+
+@asset(
+    deps=FEATURE_TABLE_KEYS,
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"parquet"},
+    description=(
+        "A new, unpublished version of the feature tables (copied from the dbt exports). "
+        "The gates audit it before anything reads it."
+    ),
+)
+def feature_snapshot(
+    context: AssetExecutionContext, settings: CampaignSettings
+) -> Output[FeatureVersion]:
+    from orchestration.core.feature_tables import snapshot_times, table_row_counts
+
+    s = settings.get()
+    version = stage_feature_version(s.exports_dir, s.features_dir)
+    times = snapshot_times(version.path)
+    counts = table_row_counts(version.path)
+    return Output(
+        version,
+        data_version=DataVersion(version.version.split("-")[-1]),
+        metadata={
+            "version": version.version,
+            "version_dir": MetadataValue.path(str(version.path)),
+            "snapshot_times": ", ".join(t.isoformat() for t in times),
+            "newest_snapshot": times[-1].isoformat() if times else "none",
+            **{f"rows_{t}": n for t, n in counts.items()},
+        },
+    )
+
+
+def _drift_reference(settings, version: FeatureVersion) -> tuple[pd.DataFrame, str]:
+    """The serving model's training reference; before any model, this version's history rows."""
+    from orchestration.core.feature_tables import read_feature_rows
+    from orchestration.core.model_registry import describe_alias, load_reference_features
+
+    champion = describe_alias(settings)
+    if champion is not None:
+        reference = load_reference_features(settings, champion.run_id)
+        if reference is not None:
+            return (
+                reference,
+                f"training reference of {champion.name} v{champion.version} (champion)",
+            )
+    sample = settings.thresholds.drift_sample_rows
+    return read_feature_rows(
+        version.path, latest=False, sample_rows=sample
+    ), "history snapshots (no champion yet)"
+
+
+@asset_check(
+    asset=feature_snapshot,
+    name="drift_share_below_threshold",
+    blocking=True,
+    description=(
+        "Share of drifted feature columns (Evidently) between the champion's training reference "
+        "and today's snapshot stays below CAMPAIGN_DRIFT_SHARE_THRESHOLD."
+    ),
+)
+def drift_share_below_threshold(
+    context, feature_snapshot: FeatureVersion, settings: CampaignSettings
+) -> AssetCheckResult:
+    from orchestration.core.drift import drift_columns, measure_feature_drift
+    from orchestration.core.feature_tables import KEYS, read_feature_rows
+
+    s = settings.get()
+    sample = s.thresholds.drift_sample_rows
+    current = read_feature_rows(feature_snapshot.path, latest=True, sample_rows=sample, seed=1)
+    reference, reference_name = _drift_reference(s, feature_snapshot)
+    columns = drift_columns(
+        [c for c in current.columns if c not in KEYS and c in reference.columns]
+    )
+    report = s.reports_dir / "drift" / f"{feature_snapshot.version}.html"
+    result = measure_feature_drift(
+        reference, current, columns, sample_rows=sample, report_path=report
+    )
+    threshold = s.thresholds.drift_share
+    passed = result.is_below(threshold)
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"drift share {result.drift_share:.2f} (threshold {threshold:.2f}); drifted: "
+            f"{', '.join(result.drifted_columns) or 'none'}"
+        ),
+        metadata={
+            "drift_share": result.drift_share,
+            "threshold": threshold,
+            "drifted_columns": ", ".join(result.drifted_columns) or "none",
+            "reference": reference_name,
+            "sample_rows_per_side": result.sample_rows,
+            "reference_rows": result.reference_rows,
+            "current_rows": result.current_rows,
+            "report": MetadataValue.path(str(report)),
+            "column_scores": MetadataValue.json(
+                {c: round(v, 4) for c, v in sorted(result.column_scores.items())}
+            ),
+        },
+    )
+
+
+@asset_check(
+    asset=feature_snapshot,
+    name="features_cover_candidates",
+    blocking=True,
+    additional_deps=[AssetKey("dim_customers")],
+    description=(
+        "Today's snapshot has features for at least CAMPAIGN_FEATURE_COVERAGE_THRESHOLD of the "
+        "customers (feature availability)."
+    ),
+)
+def features_cover_candidates(
+    context, feature_snapshot: FeatureVersion, settings: CampaignSettings
+) -> AssetCheckResult:
+    import duckdb
+
+    s = settings.get()
+    con = duckdb.connect()
+    try:
+        customers, covered, newest = con.execute(
+            f"""
+            with feats as (select * from read_parquet('{feature_snapshot.table(FEATURE_TABLES[0])}')),
+                 newest as (select max(event_timestamp) as at from feats)
+            select (select count(*) from read_parquet('{s.exports_dir / "dim_customers.parquet"}')),
+                   count(distinct customer_id), any_value(newest.at)
+            from feats, newest where feats.event_timestamp = newest.at
+            """
+        ).fetchone()
+    finally:
+        con.close()
+    coverage = covered / customers if customers else 0.0
+    threshold = s.thresholds.feature_coverage
+    return AssetCheckResult(
+        passed=coverage >= threshold,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{coverage:.1%} of {customers} customers have today's features (threshold {threshold:.0%})",
+        metadata={
+            "coverage": coverage,
+            "threshold": threshold,
+            "customers": int(customers),
+            "customers_with_features": int(covered),
+            "snapshot_at": str(newest),
+        },
+    )
+
+
+@asset(
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"parquet"},
+    description=(
+        "The feature version Feast reads (``features/current``), switched atomically to the new "
+        "snapshot once its gates passed."
+    ),
+)
+def published_features(
+    context: AssetExecutionContext, feature_snapshot: FeatureVersion, settings: CampaignSettings
+) -> Output[FeatureVersion]:
+    s = settings.get()
+    previous = current_feature_version(s.features_dir)
+    published = publish_feature_version(s.features_dir, feature_snapshot.version)
+    return Output(
+        published,
+        data_version=DataVersion(published.version.split("-")[-1]),
+        metadata={
+            "version": published.version,
+            "previous_version": previous.version if previous else "none",
+            "published_dir": MetadataValue.path(str(s.features_dir / "current")),
+        },
+    )
+
+
+@asset(
+    deps=[published_features],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"feast"},
+    description="`feast apply` of feature_repo/: the customer entity, feature views and services.",
+)
+def feature_store_registry(
+    context: AssetExecutionContext, settings: CampaignSettings
+) -> MaterializeResult:
+    from orchestration.core.feature_store import apply_feature_definitions
+
+    s = settings.get()
+    applied = apply_feature_definitions(s)
+    return MaterializeResult(
+        metadata={
+            "entities": ", ".join(applied.entities),
+            "feature_views": ", ".join(applied.feature_views),
+            "feature_services": ", ".join(applied.feature_services),
+            "registry": MetadataValue.path(str(s.feast_dir / "registry.db")),
+        }
+    )
+
+
+@asset(
+    deps=[feature_store_registry],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"feast", "sqlite"},
+    description=(
+        "Today's snapshot materialized into the online store (SQLite by default) for per-request "
+        "lookups."
+    ),
+)
+def online_features(
+    context: AssetExecutionContext, published_features: FeatureVersion, settings: CampaignSettings
+) -> MaterializeResult:
+    import time
+
+    from orchestration.core.feature_store import materialize_online
+    from orchestration.core.feature_tables import snapshot_times, table_row_counts
+
+    s = settings.get()
+    newest = snapshot_times(published_features.path)[-1]
+    started = time.perf_counter()
+    materialize_online(s, start=newest - timedelta(seconds=1), end=newest + timedelta(seconds=1))
+    return MaterializeResult(
+        metadata={
+            "snapshot_at": newest.isoformat(),
+            "feature_version": published_features.version,
+            "seconds": round(time.perf_counter() - started, 2),
+            "feature_rows_in_version": sum(table_row_counts(published_features.path).values()),
+            "online_store": MetadataValue.path(str(s.feast_dir / "online_store.db")),
+        }
+    )

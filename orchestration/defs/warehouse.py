@@ -1,0 +1,50 @@
+"""The dbt project as assets: staging, intermediate and marts; dbt tests become asset checks.
+
+``dbt build`` (not ``run``) so each model's tests run right after it and report as checks; the
+``severity: error`` tests are blocking, so a failing test stops everything downstream.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
+
+from orchestration.dbt_project import campaign_dbt_project, ensure_manifest
+
+
+class CampaignDbtTranslator(DagsterDbtTranslator):
+    """Feature tables go to the ``features`` group, everything else to ``warehouse``;
+    sources map onto the raw data assets (``raw/<table>``)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey(["raw", dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["name"].startswith("feat_"):
+            return "features"
+        return "warehouse"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]):
+        return ["team:analytics-engineering"]
+
+
+translator = CampaignDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=campaign_dbt_project,
+    dagster_dbt_translator=translator,
+    pool="warehouse",
+)
+def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    """Build and test the dbt models (one writer of the DuckDB file at a time: pool 'warehouse')."""
+    yield from dbt.cli(["build"], context=context).stream()

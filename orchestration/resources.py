@@ -1,0 +1,40 @@
+"""Dagster resources: configuration resolved once per run into the objects assets use.
+
+Each resource reads ``Settings.from_env()`` when a run uses it (not at import), so pointing a
+deployment or a test at another data directory is an environment variable.
+"""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from dagster_dbt import DbtCliResource
+
+from orchestration.core.gateway.ledger import SendLedger
+from orchestration.core.gateway.outbox import OutboxProvider
+from orchestration.dbt_project import campaign_dbt_project, dbt_executable
+from orchestration.settings import Settings
+
+
+class CampaignSettings(ConfigurableResource):
+    """Paths, thresholds and names of the embedded default or of a configured deployment."""
+
+    def get(self) -> Settings:
+        return Settings.from_env()
+
+
+class MessagingGateway(ConfigurableResource):
+    """The send ledger and the provider (the local outbox by default)."""
+
+    def ledger(self, settings: Settings) -> SendLedger:
+        return SendLedger(settings.gateway_dir / "ledger.db")
+
+    def provider(self, settings: Settings) -> OutboxProvider:
+        return OutboxProvider(settings.gateway_dir / "outbox.db")
+
+
+def build_resources() -> dict[str, object]:
+    return {
+        "settings": CampaignSettings(),
+        "dbt": DbtCliResource(project_dir=campaign_dbt_project, dbt_executable=dbt_executable()),
+        "gateway": MessagingGateway(),
+    }

@@ -1,0 +1,103 @@
+"""A short, printable summary of a pipeline run from its Dagster events.
+
+Reads the run's materializations, check evaluations and step timings; knows nothing about how
+the assets compute what they report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import DagsterEventType, DagsterInstance
+
+ROW_KEYS = ("rows", "candidates", "rows_with_features")
+
+
+@dataclass
+class StageSummary:
+    step: str
+    seconds: float | None
+    status: str
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    status: str
+    seconds: float | None
+    stages: list[StageSummary] = field(default_factory=list)
+    materializations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[dict[str, Any]]:
+        return [c for c in self.checks if not c["passed"]]
+
+    def checks_from(self, step: str, inside: bool) -> list[dict[str, Any]]:
+        """Checks evaluated in ``step`` (e.g. the dbt tests of the dbt step), or all others."""
+        return [c for c in self.checks if (c["step"] == step) == inside]
+
+    def metadata(self, asset: str) -> dict[str, Any]:
+        return self.materializations.get(asset, {})
+
+
+def _value(entry: Any) -> Any:
+    return getattr(entry, "value", entry)
+
+
+def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
+    run = instance.get_run_by_id(run_id)
+    stats = instance.get_run_stats(run_id)
+    seconds = stats.end_time - stats.start_time if stats.end_time and stats.start_time else None
+    summary = RunSummary(
+        run_id=run_id, status=run.status.value if run else "UNKNOWN", seconds=seconds
+    )
+    starts: dict[str, float] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        step = event.step_key
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[step] = record.timestamp
+        elif event.event_type in (
+            DagsterEventType.STEP_SUCCESS,
+            DagsterEventType.STEP_FAILURE,
+            DagsterEventType.STEP_SKIPPED,
+        ):
+            began = starts.get(step)
+            summary.stages.append(
+                StageSummary(
+                    step=step,
+                    seconds=record.timestamp - began if began else None,
+                    status=event.event_type.value.replace("STEP_", "").lower(),
+                )
+            )
+        elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            key = materialization.asset_key.to_user_string()
+            summary.materializations[key] = {
+                k: _value(v) for k, v in materialization.metadata.items()
+            }
+        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            summary.checks.append(
+                {
+                    "asset": evaluation.asset_key.to_user_string(),
+                    "step": step,
+                    "check": evaluation.check_name,
+                    "passed": evaluation.passed,
+                    "severity": evaluation.severity.value,
+                    "description": evaluation.description or "",
+                    "metadata": {k: _value(v) for k, v in evaluation.metadata.items()},
+                }
+            )
+    return summary
+
+
+def row_count(metadata: dict[str, Any]) -> int | None:
+    for key in ROW_KEYS:
+        if key in metadata:
+            return int(metadata[key])
+    return None
