@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -143,6 +144,97 @@ def summary(
             _fail("no campaign_pipeline run recorded yet; run `make run` first")
         run_id = runs[0].run_id
     _print_summary(instance, run_id, None)
+
+
+@app.command()
+def explain(
+    customer: Annotated[int, typer.Option(help="Customer id (pseudonymous integer).")],
+    campaign: Annotated[
+        str | None, typer.Option(help="Campaign name; default every campaign.")
+    ] = None,
+    day: Annotated[
+        str | None, typer.Option(help="Decision day YYYY-MM-DD (UTC); default today.")
+    ] = None,
+) -> None:
+    """Why did a customer (not) get a campaign on a day? Reads the decisions table."""
+    from orchestration.core.decision_store import explain as explain_decisions
+    from orchestration.core.policy_engine import REASON_TEXT
+
+    s = Settings.from_env()
+    day = day or datetime.now(UTC).date().isoformat()
+    rows = explain_decisions(s.decisions_dir, customer, campaign, day)
+    if rows.empty:
+        _fail(
+            f"no decision about customer {customer}"
+            + (f" in campaign {campaign}" if campaign else "")
+            + f" on {day} under {s.decisions_dir}; check the id, the campaign name and the day"
+        )
+    table = Table(title=f"customer {customer} on {day}")
+    for column in (
+        "run",
+        "campaign",
+        "decision",
+        "reason",
+        "uplift",
+        "net value",
+        "rank",
+        "model",
+        "policy",
+        "features at",
+    ):
+        table.add_column(column)
+    for row in rows.itertuples(index=False):
+        table.add_row(
+            str(row.run_id)[:8] + (" (dry run)" if row.dry_run else ""),
+            row.campaign,
+            row.decision,
+            row.reason,
+            "-" if pd.isna(row.predicted_uplift) else f"{row.predicted_uplift:+.4f}",
+            "-" if pd.isna(row.expected_net_value) else f"{row.expected_net_value:+.3f}",
+            "-" if pd.isna(row.value_rank) else f"{int(row.value_rank):,}",
+            f"v{row.model_version} ({row.scored_by})" if row.model_version else "-",
+            str(row.policy_version),
+            str(row.feature_timestamp)[:19],
+        )
+    console.print(table)
+    for reason in dict.fromkeys(rows["reason"]):
+        console.print(f"  [bold]{reason}[/]: {REASON_TEXT.get(reason, '')}")
+    deferred = rows[rows["decision"] == "deferred"]
+    for row in deferred.itertuples(index=False):
+        console.print(f"  deferred until {row.deferred_until} (UTC)")
+
+
+@app.command("dry-run")
+def dry_run_command(
+    campaign_file: Annotated[
+        Path | None, typer.Option("--campaign", help="A campaign YAML file (new or changed).")
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option("--policy", help="A policy YAML file to try instead of the current one."),
+    ] = None,
+) -> None:
+    """What would a campaign or policy change do? Diff against the last live run (+N / -M recipients by reason). Sends nothing."""
+    from orchestration.core.campaigns import CampaignFileError
+    from orchestration.core.dry_run import DryRunError, dry_run
+    from orchestration.core.policy import PolicyFileError
+
+    if campaign_file is None and policy_file is None:
+        _fail("give --campaign FILE and/or --policy FILE")
+    try:
+        result = dry_run(Settings.from_env(), campaign_file=campaign_file, policy_file=policy_file)
+    except (CampaignFileError, PolicyFileError, DryRunError) as exc:
+        _fail(str(exc))
+    for name, error in result.errors.items():
+        console.print(f"[red]{name}:[/] {error}")
+    table = Table(title=f"dry run (policy {result.policy_version}): nothing sent")
+    for column in ("campaign", "recipients", "vs last live run"):
+        table.add_column(column)
+    for name, diff in result.diffs.items():
+        table.add_row(name, f"{result.recipients[name]:,}", diff.describe())
+    console.print(table)
+    if result.errors and not result.diffs:
+        raise typer.Exit(1)
 
 
 def _write_summary_json(instance, run_id: str, elapsed: float, path: Path) -> None:

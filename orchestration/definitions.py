@@ -2,17 +2,29 @@
 
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
-from orchestration.defs import delivery, features, jobs, model, raw_data, targeting, warehouse
+from orchestration.defs import (
+    campaigns,
+    delivery,
+    features,
+    jobs,
+    model,
+    raw_data,
+    targeting,
+    warehouse,
+)
 from orchestration.resources import build_resources
 
 defs = Definitions(
-    assets=load_assets_from_modules([raw_data, warehouse, features, model, targeting, delivery]),
+    assets=load_assets_from_modules(
+        [raw_data, warehouse, features, model, targeting, campaigns, delivery]
+    ),
     asset_checks=[
         *raw_data.raw_freshness_checks,
         features.drift_share_below_threshold,
         features.features_cover_candidates,
         model.champion_beats_random,
         targeting.audience_compliant,
+        campaigns.all_campaign_files_valid,
     ],
     jobs=[jobs.campaign_pipeline],
     schedules=[jobs.daily_campaign_schedule],

@@ -19,6 +19,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 FEATURE_REPO_DIR = PROJECT_DIR / "feature_repo"
 CAMPAIGNS_DIR = PROJECT_DIR / "campaigns"
+POLICY_FILE = PROJECT_DIR / "policies" / "global_policy.yaml"
 
 
 def _env(name: str, default: str) -> str:
@@ -63,6 +64,7 @@ class Settings:
     dbt_project_dir: Path = DBT_PROJECT_DIR
     feature_repo_dir: Path = FEATURE_REPO_DIR
     campaigns_dir: Path = CAMPAIGNS_DIR
+    policy_file: Path = POLICY_FILE
     mlflow_tracking_uri: str = ""
     model_name: str = "uplift_model"
     # Synthetic world defaults (the raw data asset's run config can override them).
@@ -75,6 +77,7 @@ class Settings:
     def from_env(cls) -> Settings:
         data_dir = Path(_env("CAMPAIGN_DATA_DIR", str(PROJECT_DIR / "data"))).resolve()
         campaigns_dir = Path(_env("CAMPAIGN_CAMPAIGNS_DIR", str(CAMPAIGNS_DIR))).resolve()
+        policy_file = Path(_env("CAMPAIGN_POLICY_FILE", str(POLICY_FILE))).resolve()
         mlflow_uri = _env(
             "MLFLOW_TRACKING_URI", f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').as_posix()}"
         )
@@ -87,6 +90,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             campaigns_dir=campaigns_dir,
+            policy_file=policy_file,
             mlflow_tracking_uri=mlflow_uri,
             model_name=_env("CAMPAIGN_MODEL_NAME", "uplift_model"),
             dataset=_env("CAMPAIGN_DATASET", "synthetic"),

@@ -80,7 +80,9 @@ class Campaign(BaseModel):
         """Most sends the campaign may make in one day: max_sends, or what the budget buys."""
         cap = self.max_sends
         if self.budget.max_total_cost is not None and self.budget.cost_per_send > 0:
-            cap = min(cap, int(self.budget.max_total_cost // self.budget.cost_per_send))
+            affordable = self.budget.max_total_cost // self.budget.cost_per_send
+            if affordable < cap:  # also false for inf (a cost too small to matter)
+                cap = int(affordable)
         return cap
 
 

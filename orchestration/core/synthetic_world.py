@@ -138,7 +138,7 @@ _CONSENT_SOURCES = ("signup", "preference_center", "unsubscribe_link")
 
 # --- past randomized campaigns ----------------------------------------------------------------
 ATTRIBUTION_WINDOW_DAYS = 14
-CAMPAIGN_SAMPLE_SHARE = 0.35
+CAMPAIGN_SAMPLE_SHARE = 0.6
 TREATMENT_SHARE = 0.5
 SEND_HOURS_UTC = (9, 18)  # exposed_at = campaign day + uniform time in [09:00, 18:00) UTC
 

@@ -74,7 +74,10 @@ def scoring_features(
     group_name=GROUP,
     owners=[OWNER],
     kinds={"mlflow", "parquet"},
-    description="Predicted uplift per customer from `models:/<name>@champion`.",
+    description=(
+        "Predicted uplift per customer from every model alias the enabled campaigns use "
+        "(`models:/<name>@champion` by default, and `@challenger` where a campaign runs a canary)."
+    ),
 )
 def customer_scores(
     context: AssetExecutionContext,
@@ -82,52 +85,42 @@ def customer_scores(
     uplift_model: RegisteredModel,
     settings: CampaignSettings,
 ) -> Output[ScoringBatch]:
-    import numpy as np
-
+    from orchestration.core.campaigns import load_campaigns
     from orchestration.core.feature_store import FEATURE_SERVICE, feature_names
-    from orchestration.core.model_registry import CHAMPION, describe_alias, load_alias
-    from orchestration.core.training import feature_matrix
+    from orchestration.core.scoring import score_with_aliases, wanted_model_refs
 
     s = settings.get()
     frame = pd.read_parquet(scoring_features.path)
     features = feature_names(s, FEATURE_SERVICE)
-    champion = describe_alias(s, CHAMPION)
-    if champion is None:
-        raise RuntimeError(f"no champion version of {s.model_name}; train and register one first")
-    model = load_alias(s, CHAMPION)
-    has_features = frame[features].notna().any(axis=1).to_numpy()
-    uplift = np.full(len(frame), np.nan)
-    if has_features.any():
-        # The model's signature is float64 features (what training saw); Feast returns ints.
-        inputs = feature_matrix(frame.loc[has_features], features)
-        uplift[has_features] = np.asarray(model.predict(inputs), dtype=float)
-    scores = pd.DataFrame(
-        {
-            "customer_id": frame["customer_id"].astype("int64"),
-            "predicted_uplift": uplift,
-            "feature_timestamp": pd.Timestamp(scoring_features.feature_timestamp)
-            if scoring_features.feature_timestamp
-            else pd.NaT,
-        }
-    )
+    campaigns = [c for c in load_campaigns(s.campaigns_dir).campaigns.values() if c.enabled]
+    refs = wanted_model_refs(campaigns, s.model_name)
+    result = score_with_aliases(s, frame, features, refs)
+    for ref, error in result.unavailable.items():
+        context.log.warning(f"model {ref} not scored: {error}")
     path = s.pipeline_dir / "customer_scores.parquet"
-    scores.to_parquet(path, index=False)
-    scored = int(has_features.sum())
+    result.scores.to_parquet(path, index=False)
+    champion_ref = f"{s.model_name}@champion"
+    if champion_ref not in result.versions:
+        raise RuntimeError(f"no champion version of {s.model_name}; train and register one first")
+    eligible = len(frame)
     return Output(
         ScoringBatch(
             path=str(path),
             decided_at=scoring_features.decided_at,
             feature_version=scoring_features.feature_version,
             feature_timestamp=scoring_features.feature_timestamp,
-            model_version=champion.version,
+            model_version=result.versions[champion_ref],
         ),
         metadata={
-            "model": f"{champion.name} v{champion.version} (champion)",
-            "eligible": len(frame),
-            "scored": scored,
-            "inference_success_rate": scored / len(frame) if len(frame) else 0.0,
-            "mean_predicted_uplift": float(np.nanmean(uplift)) if scored else 0.0,
-            "share_positive_uplift": float(np.mean(uplift[has_features] > 0)) if scored else 0.0,
+            "model": f"{s.model_name} v{result.versions[champion_ref]} (champion)",
+            "models_scored": ", ".join(f"{r} (v{v})" for r, v in result.versions.items()),
+            "models_unavailable": ", ".join(result.unavailable) or "none",
+            "eligible": eligible,
+            "scored": result.scored[champion_ref],
+            "inference_success_rate": result.scored[champion_ref] / eligible if eligible else 0.0,
+            "mean_predicted_uplift": result.mean_uplift[champion_ref],
+            "share_positive_uplift": result.share_positive[champion_ref],
+            "scoring_seconds": round(result.seconds, 2),
         },
     )
 
@@ -136,11 +129,13 @@ def customer_scores(
     group_name=GROUP,
     owners=[OWNER],
     kinds={"parquet"},
-    deps=[AssetKey("dim_customers"), AssetKey(["raw", "contact_points"])],
+    deps=[AssetKey("dim_customers"), AssetKey(["raw", "contact_points"]), AssetKey("campaign_definitions")],
     description=(
-        "A decision (send / holdout / excluded) with a reason code for every candidate of every "
-        "enabled campaign in campaigns/: top predicted uplift among customers who consent on the "
-        "channel, are not suppressed and can be reached, with a stable random holdout."
+        "The policy engine's decision (send / deferred / holdout / control / excluded) with a "
+        "reason code for every candidate of every enabled campaign, under the global policy "
+        "(policies/global_policy.yaml): consent, suppression, frequency caps, quiet hours, global "
+        "control group, one message per customer per day, budgets. Each row records the model "
+        "version, policy version and feature timestamp that produced it."
     ),
 )
 def campaign_decisions(
@@ -149,88 +144,129 @@ def campaign_decisions(
     settings: CampaignSettings,
     gateway: MessagingGateway,
 ) -> Output[DecisionBatch]:
-    from orchestration.core.audience import DecisionContext, decide, summarize
     from orchestration.core.campaigns import load_campaigns
+    from orchestration.core.decision_store import write_decisions
+    from orchestration.core.decisioning import decide_campaigns
     from orchestration.core.gateway.reachability import reachability_flags
+    from orchestration.core.policy import load_policy
 
     s = settings.get()
     loaded = load_campaigns(s.campaigns_dir)
     for error in loaded.errors.values():
         context.log.error(error)
+    policy = load_policy(s.policy_file)
     candidates = pd.read_parquet(s.exports_dir / "dim_customers.parquet")
     reachable = reachability_flags(s.raw_dir, candidates["customer_id"])
     candidates = candidates.merge(reachable, on="customer_id", how="left", validate="one_to_one")
     scores = pd.read_parquet(customer_scores.path)
     send_date = customer_scores.decided_at.date().isoformat()
-    ledger = gateway.ledger(s)
-    decision_context = DecisionContext(
-        run_id=context.run.run_id,
-        decided_at=customer_scores.decided_at,
-        model_version=customer_scores.model_version,
+    history = recent_contacts(
+        gateway.ledger(s), customer_scores.decided_at, policy.policy.longest_cap_window_days
     )
-    frames = []
-    per_campaign: dict[str, dict[str, int]] = {}
-    for name, campaign in sorted(loaded.campaigns.items()):
-        if not campaign.enabled:
-            context.log.info(f"campaign {name} is disabled (enabled: false); no decisions")
-            continue
-        decisions = decide(
-            candidates, scores, campaign, decision_context, ledger.sent_today(name, send_date)
-        )
-        frames.append(decisions)
-        per_campaign[name] = summarize(decisions)
-    out_dir = s.decisions_dir / f"decided_on={send_date}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"run={context.run.run_id}.parquet"
-    all_decisions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    all_decisions.to_parquet(path, index=False)
-    sends = int((all_decisions["decision"] == "send").sum()) if len(all_decisions) else 0
+    today = history[history["send_date"] == send_date]
+    run = decide_campaigns(
+        candidates=candidates,
+        scores=scores,
+        campaigns=sorted(loaded.campaigns.values(), key=lambda c: c.name),
+        policy=policy,
+        contact_history=history,
+        sent_today=today.groupby("campaign").size().to_dict(),
+        decided_at=customer_scores.decided_at,
+        run_id=context.run.run_id,
+        feature_timestamp=customer_scores.feature_timestamp,
+        canary_shares={c.name: c.challenger_share for c in loaded.campaigns.values()},
+    )
+    for error in run.errors.values():
+        context.log.error(error)
+    path = write_decisions(run.decisions, s.decisions_dir, send_date, context.run.run_id)
+    decisions = run.decisions
+    live = decisions[~decisions["dry_run"]] if len(decisions) else decisions
+    recipients = int(live["decision"].isin(["send", "deferred"]).sum()) if len(live) else 0
     return Output(
         DecisionBatch(
             path=str(path),
             decided_at=customer_scores.decided_at,
             send_date=send_date,
-            campaigns=tuple(per_campaign),
+            campaigns=tuple(run.counts),
         ),
         metadata={
-            "campaigns": ", ".join(per_campaign) or "none",
+            "campaigns": ", ".join(run.counts) or "none",
             "campaign_file_errors": len(loaded.errors),
-            "candidates": len(all_decisions),
-            "audience_size": sends,
-            "by_campaign": MetadataValue.json(per_campaign),
+            "campaign_errors": MetadataValue.json(run.errors) if run.errors else "none",
+            "policy_version": policy.version,
+            "candidates": len(candidates),
+            "decision_rows": len(decisions),
+            "audience_size": recipients,
+            "by_campaign": MetadataValue.json(run.counts),
             "model_version": customer_scores.model_version,
             "decisions_file": MetadataValue.path(str(path)),
-            "preview_top_sends": MetadataValue.md(
+            "preview_top_recipients": MetadataValue.md(
                 markdown_table(
-                    all_decisions[all_decisions["decision"] == "send"].head(10).to_dict("records")
-                    if sends
+                    live[live["decision"].isin(["send", "deferred"])]
+                    .nsmallest(10, "value_rank")
+                    .to_dict("records")
+                    if recipients
                     else [],
-                    ["campaign", "customer_id", "predicted_uplift", "uplift_rank", "reason"],
+                    [
+                        "campaign",
+                        "customer_id",
+                        "decision",
+                        "predicted_uplift",
+                        "expected_net_value",
+                        "value_rank",
+                    ],
                 )
             ),
         },
     )
 
 
+def recent_contacts(ledger, decided_at: datetime, days: int) -> pd.DataFrame:
+    """Ledger rows of the last ``days`` days (today included), for caps and the daily limit."""
+    frame = ledger.frame()
+    columns = ["campaign", "customer_id", "channel", "send_date"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    first = (
+        (pd.Timestamp(decided_at).tz_convert("UTC").normalize() - pd.Timedelta(days=days - 1))
+        .date()
+        .isoformat()
+    )
+    return frame.loc[frame["send_date"] >= first, columns].reset_index(drop=True)
+
+
 @asset_check(
     asset=campaign_decisions,
     name="audience_compliant",
     blocking=True,
-    additional_deps=[AssetKey(["raw", "consent_events"]), AssetKey(["raw", "suppressions"])],
+    additional_deps=[
+        AssetKey(["raw", "consent_events"]),
+        AssetKey(["raw", "suppressions"]),
+        AssetKey(["raw", "customers"]),
+    ],
     description=(
-        "Every selected recipient is re-verified against the raw consent events and suppression "
-        "list at the decision time: no opted-out or suppressed recipient."
+        "Every selected recipient (send or deferred) is re-verified, independently of the policy "
+        "engine, against the raw consent events and suppression lists, the global control group, "
+        "the frequency caps and daily limit (ledger + this run) and quiet hours."
     ),
 )
 def audience_compliant(
-    campaign_decisions: DecisionBatch, settings: CampaignSettings
+    campaign_decisions: DecisionBatch, settings: CampaignSettings, gateway: MessagingGateway
 ) -> AssetCheckResult:
-    from orchestration.core.compliance import verify_audience
+    from orchestration.core.compliance import verify_policy
+    from orchestration.core.policy import load_policy
 
     s = settings.get()
+    policy = load_policy(s.policy_file).policy
     decisions = pd.read_parquet(campaign_decisions.path)
-    sends = decisions[decisions["decision"] == "send"] if len(decisions) else decisions
-    result = verify_audience(sends, s.raw_dir, campaign_decisions.decided_at)
+    if len(decisions):
+        decisions = decisions[
+            ~decisions["dry_run"] & decisions["decision"].isin(["send", "deferred"])
+        ]
+    history = recent_contacts(
+        gateway.ledger(s), campaign_decisions.decided_at, policy.longest_cap_window_days
+    )
+    result = verify_policy(decisions, s.raw_dir, policy, history, campaign_decisions.decided_at)
     by_kind = (
         result.violations["violation"].value_counts().to_dict() if result.violation_count else {}
     )
@@ -238,8 +274,8 @@ def audience_compliant(
         passed=result.violation_count == 0,
         severity=AssetCheckSeverity.ERROR,
         description=(
-            f"{result.violation_count} of {result.checked} recipients violate consent or "
-            f"suppression ({', '.join(f'{k}: {v}' for k, v in by_kind.items()) or 'none'})"
+            f"{result.violation_count} of {result.checked} recipients violate the policy "
+            f"({', '.join(f'{k}: {v}' for k, v in by_kind.items()) or 'none'})"
         ),
         metadata={
             "recipients_checked": result.checked,

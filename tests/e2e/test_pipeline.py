@@ -12,6 +12,7 @@ import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance
@@ -105,9 +106,9 @@ def test_good_run_produces_every_stage(world):
     # model: registered, champion, better than random, close to the oracle's ranking
     model = _metadata(result, "uplift_model")
     assert model["aliases"] == "champion"
-    # (20k customers: ~3.8k held-out exposures, so the bar is "clearly better than random")
-    assert model["qini"] > 0.02
-    assert model["oracle_ratio_qini"] > 0.25
+    # (20k customers: ~6.5k held-out exposures, so the bar is "clearly better than random")
+    assert model["qini"] > 0.015
+    assert model["oracle_ratio_qini"] > 0.2
 
     # scores and decisions
     scores = _metadata(result, "customer_scores")
@@ -129,6 +130,27 @@ def test_good_run_produces_every_stage(world):
     assert _outbox_count(s) == delivery["delivered"]
 
 
+def test_explain_and_dry_run_answer_from_the_decisions_table(world, tmp_path):
+    from orchestration.core.decision_store import explain
+    from orchestration.core.dry_run import dry_run
+
+    s = world["settings"]
+    decisions = pd.read_parquet(_metadata(world["first"], "campaign_decisions")["decisions_file"])
+    sent = decisions[decisions["decision"] == "send"].iloc[0]
+    rows = explain(s.decisions_dir, int(sent["customer_id"]), sent["campaign"], str(sent["decided_at"].date()))
+    assert "selected_top_uplift" in set(rows["reason"])
+    assert rows["policy_version"].str.len().eq(12).all()
+
+    unchanged = dry_run(s, campaign_file=s.campaigns_dir / "spring_reactivation_email.yaml")
+    diff = unchanged.diffs["spring_reactivation_email"]
+    assert (diff.added, diff.removed) == (0, 0)
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(s.policy_file.read_text().replace("share: 0.05", "share: 0.20"))
+    stricter = dry_run(s, policy_file=policy).diffs["spring_reactivation_email"]
+    assert stricter.removed_by_new_reason.get("global_control", 0) > 0
+
+
 def test_second_run_the_same_day_sends_nothing_new(world):
     s = world["settings"]
     before = _outbox_count(s)
@@ -144,27 +166,30 @@ def test_second_run_the_same_day_sends_nothing_new(world):
 
 def test_opted_out_customer_forced_into_the_audience_stops_all_sends(world):
     """A selection bug cannot reach an inbox: the compliance gate re-checks raw consent."""
-    import orchestration.core.audience as audience
+    import orchestration.core.decisioning as decisioning
+    from orchestration.core.policy_engine import DECISIONS, REASONS
 
     s = world["settings"]
-    original = audience.decide
+    original = decisioning.evaluate
     forced: list[int] = []
 
-    def buggy_decide(candidates, scores, campaign, context, already_sent_today=frozenset()):
-        decisions = original(candidates, scores, campaign, context, already_sent_today)
-        opted_out = candidates.loc[~candidates[f"is_{campaign.channel}_opted_in"], "customer_id"]
-        victim = int(opted_out.iloc[0])
-        forced.append(victim)
-        row = decisions["customer_id"] == victim
-        decisions.loc[row, ["decision", "reason"]] = ["send", "selected_top_uplift"]
-        return decisions
+    def buggy_evaluate(inputs, campaigns, policy, sent_today=None):
+        result = original(inputs, campaigns, policy, sent_today)
+        for decisions in result.campaigns:
+            channel = decisions.campaign.channel
+            opted_out = ~inputs.candidates[f"is_{channel}_opted_in"].to_numpy(dtype=bool)
+            victim = int(np.flatnonzero(opted_out)[0])
+            forced.append(int(result.customer_ids[victim]))
+            decisions.decision[victim] = DECISIONS.index("send")
+            decisions.reason[victim] = REASONS.index("selected_top_uplift")
+        return result
 
     before = _outbox_count(s)
-    world["mp"].setattr(audience, "decide", buggy_decide)
+    world["mp"].setattr(decisioning, "evaluate", buggy_evaluate)
     try:
         result = _run(world["instance"])
     finally:
-        world["mp"].setattr(audience, "decide", original)
+        world["mp"].setattr(decisioning, "evaluate", original)
     assert not result.success
     check = _checks(result)["campaign_decisions:audience_compliant"]
     assert not check.passed

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pandas as pd
+import pytest
 
 from orchestration.core.compliance import verify_audience
 
@@ -61,3 +62,44 @@ def test_empty_audience_is_compliant(tmp_path):
         pd.DataFrame(columns=["customer_id", "channel"]), _raw(tmp_path), datetime.now(UTC)
     )
     assert result.checked == 0 and result.compliance_rate == 1.0
+
+
+def test_policy_reverification_finds_control_cap_daily_and_quiet_hour_breaches(tmp_path):
+    from orchestration.core.compliance import verify_policy
+    from orchestration.core.hashing import in_share
+    from orchestration.core.policy import parse_policy
+
+    raw = _raw(tmp_path)
+    ids = list(range(1, 200))
+    pd.DataFrame(
+        {"consent_event_id": ids, "customer_id": ids, "channel": "sms", "is_opted_in": True, "source": "signup",
+         "consented_at": T("2026-01-01", tz="UTC")}
+    ).to_parquet(raw / "consent_events.parquet")
+    pd.DataFrame(
+        {"customer_id": ids, "signed_up_at": T("2025-01-01", tz="UTC"), "region": "us-east",
+         "time_zone": ["America/New_York"] * 100 + ["Europe/Berlin"] * 99, "updated_at": T("2025-01-01", tz="UTC")}
+    ).to_parquet(raw / "customers.parquet")
+    policy = parse_policy(
+        "global_control: {share: 0.1, salt: g}\n"
+        "frequency_caps: [{scope: sms, max_messages: 1, window_days: 7}]\n"
+        "quiet_hours: {sms: {start: '08:00', end: '21:00'}}\n"
+    ).policy
+    decided_at = datetime(2026, 11, 23, 12, tzinfo=UTC)  # 07:00 New York (quiet), 13:00 Berlin
+    berlin = [i for i in range(101, 200) if not in_share([i], 0.1, "g")[0]]
+    control = [i for i in range(101, 200) if in_share([i], 0.1, "g")[0]]
+    recipients = pd.DataFrame(
+        {"campaign": "c", "customer_id": [1, berlin[0], berlin[1], berlin[2], control[0]], "channel": "sms",
+         "decision": ["send", "send", "send", "deferred", "send"]}
+    )
+    history = pd.DataFrame(
+        {"campaign": "old", "customer_id": [berlin[1], berlin[2]], "channel": "sms",
+         "send_date": ["2026-11-20", "2026-11-23"]}
+    )
+    result = verify_policy(recipients, raw, policy, history, decided_at)
+    found = set(map(tuple, result.violations[["customer_id", "violation"]].to_numpy().tolist()))
+    assert (1, "quiet_hours") in found
+    assert (control[0], "global_control") in found
+    assert (berlin[1], "frequency_cap_sms_7d") in found
+    assert (berlin[2], "daily_limit") in found
+    assert not any(cid == berlin[0] for cid, _ in found)
+    assert result.compliance_rate == pytest.approx(1 / 5)
