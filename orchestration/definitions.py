@@ -22,6 +22,7 @@ defs = Definitions(
         *raw_data.raw_freshness_checks,
         features.drift_share_below_threshold,
         features.features_cover_candidates,
+        features.online_store_fresh,
         model.champion_beats_random,
         targeting.audience_compliant,
         campaigns.all_campaign_files_valid,

@@ -55,6 +55,10 @@ class Thresholds:
     drift_sample_rows: int = 10_000
     # Feature availability: share of candidates that must have today's features.
     feature_coverage: float = 0.95
+    # Online store: features older than this are stale (Feast serves them anyway) ...
+    online_freshness_hours: float = 48.0
+    # ... and at most this share of sampled customers may be stale or missing online.
+    online_stale_share: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class Settings:
             drift_share=_env_float("CAMPAIGN_DRIFT_SHARE_THRESHOLD", 0.5),
             drift_sample_rows=_env_int("CAMPAIGN_DRIFT_SAMPLE_ROWS", 10_000),
             feature_coverage=_env_float("CAMPAIGN_FEATURE_COVERAGE_THRESHOLD", 0.95),
+            online_freshness_hours=_env_float("CAMPAIGN_ONLINE_FRESHNESS_HOURS", 48.0),
+            online_stale_share=_env_float("CAMPAIGN_ONLINE_STALE_SHARE_THRESHOLD", 0.01),
         )
         return cls(
             data_dir=data_dir,

@@ -17,6 +17,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     DataVersion,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     Output,
@@ -37,12 +38,21 @@ GROUP = "features"
 OWNER = "team:ml-platform"
 FEATURE_TABLE_KEYS = [AssetKey(t) for t in FEATURE_TABLES]
 
+# Declared freshness (the daemon evaluates these and the UI shows them): a daily pipeline.
+DAILY = FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=25)
+)
+ONLINE_WINDOW = FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)
+)
+
 
 @asset(
     deps=FEATURE_TABLE_KEYS,
     group_name=GROUP,
     owners=[OWNER],
     kinds={"parquet"},
+    freshness_policy=DAILY,
     description=(
         "A new, unpublished version of the feature tables (copied from the dbt exports). "
         "The gates audit it before anything reads it."
@@ -189,6 +199,7 @@ def features_cover_candidates(
     group_name=GROUP,
     owners=[OWNER],
     kinds={"parquet"},
+    freshness_policy=DAILY,
     description=(
         "The feature version Feast reads (``features/current``), switched atomically to the new "
         "snapshot once its gates passed."
@@ -240,6 +251,7 @@ def feature_store_registry(
     group_name=GROUP,
     owners=[OWNER],
     kinds={"feast", "sqlite"},
+    freshness_policy=ONLINE_WINDOW,
     description=(
         "Today's snapshot materialized into the online store (SQLite by default) for per-request "
         "lookups."
@@ -265,4 +277,45 @@ def online_features(
             "feature_rows_in_version": sum(table_row_counts(published_features.path).values()),
             "online_store": MetadataValue.path(str(s.feast_dir / "online_store.db")),
         }
+    )
+
+
+@asset_check(
+    asset=online_features,
+    name="online_store_fresh",
+    blocking=True,
+    additional_deps=[AssetKey("dim_customers")],
+    description=(
+        "Sampled customers' online features are present and younger than "
+        "CAMPAIGN_ONLINE_FRESHNESS_HOURS (Feast does not apply TTL to online reads); at most "
+        "CAMPAIGN_ONLINE_STALE_SHARE_THRESHOLD of them may be stale."
+    ),
+)
+def online_store_fresh(settings: CampaignSettings) -> AssetCheckResult:
+    from orchestration.core.online_freshness import measure_online_freshness
+
+    s = settings.get()
+    customers = pd.read_parquet(s.exports_dir / "dim_customers.parquet", columns=["customer_id"])
+    result = measure_online_freshness(
+        s, customers["customer_id"].to_numpy(), s.thresholds.online_freshness_hours
+    )
+    threshold = s.thresholds.online_stale_share
+    return AssetCheckResult(
+        passed=result.stale_share <= threshold,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"{result.stale_share:.1%} of {result.sampled} sampled customers have stale or missing "
+            f"online features (window {result.window_hours:g} h, threshold {threshold:.0%})"
+        ),
+        metadata={
+            "stale_share": result.stale_share,
+            "threshold": threshold,
+            "sampled": result.sampled,
+            "stale": result.stale,
+            "missing": result.missing,
+            "oldest_age_hours": result.oldest_age_hours
+            if result.oldest_age_hours is not None
+            else -1.0,
+            "window_hours": result.window_hours,
+        },
     )

@@ -129,7 +129,13 @@ def customer_scores(
     group_name=GROUP,
     owners=[OWNER],
     kinds={"parquet"},
-    deps=[AssetKey("dim_customers"), AssetKey(["raw", "contact_points"]), AssetKey("campaign_definitions")],
+    deps=[
+        AssetKey("dim_customers"),
+        AssetKey(["raw", "contact_points"]),
+        AssetKey("campaign_definitions"),
+        # real-time decisions read the online store: a stale one stops the sends too
+        AssetKey("online_features"),
+    ],
     description=(
         "The policy engine's decision (send / deferred / holdout / control / excluded) with a "
         "reason code for every candidate of every enabled campaign, under the global policy "

@@ -205,6 +205,31 @@ def test_opted_out_customer_forced_into_the_audience_stops_all_sends(world):
         )
 
 
+def test_stale_online_store_stops_the_sends(world):
+    """Feast serves stale online values as present: our own check must catch it."""
+    import orchestration.core.feature_store as feature_store
+
+    s = world["settings"]
+    online = s.feast_dir / "online_store.db"
+    with sqlite3.connect(online) as con:  # the online store stopped being refreshed 3 days ago
+        for (table,) in con.execute("select name from sqlite_master where type = 'table'").fetchall():
+            con.execute(f'update "{table}" set event_ts = event_ts - 3 * 86400')
+    before = _outbox_count(s)
+    original = feature_store.materialize_online
+    world["mp"].setattr(feature_store, "materialize_online", lambda *args, **kwargs: None)
+    try:
+        result = _run(world["instance"])
+    finally:
+        world["mp"].setattr(feature_store, "materialize_online", original)
+    assert not result.success
+    check = _checks(result)["online_features:online_store_fresh"]
+    assert not check.passed
+    assert check.metadata["stale_share"].value == 1.0
+    assert "stale or missing online features" in check.description
+    assert "campaign_sends" not in _materialized(result)
+    assert _outbox_count(s) == before
+
+
 def test_drifted_features_block_publish_and_sends(world):
     s = world["settings"]
     published_before = (s.features_dir / "current").resolve().name
