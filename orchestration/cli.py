@@ -131,19 +131,72 @@ def run(
 
 
 @app.command()
-def summary(
-    run_id: Annotated[str | None, typer.Argument(help="Run id; default the latest run.")] = None,
-) -> None:
-    """Print the summary of a past pipeline run (default: the latest)."""
-    from dagster import DagsterInstance, RunsFilter
+def runs(limit: Annotated[int, typer.Option(help="How many recent runs.")] = 10) -> None:
+    """Recent pipeline runs: status, duration, failed gates and sends."""
+    from dagster import RunsFilter
 
-    instance = DagsterInstance.get()
-    if run_id is None:
-        runs = instance.get_runs(filters=RunsFilter(job_name="campaign_pipeline"), limit=1)
-        if not runs:
-            _fail("no campaign_pipeline run recorded yet; run `make run` first")
-        run_id = runs[0].run_id
-    _print_summary(instance, run_id, None)
+    from orchestration.run_summary import summarize_run
+
+    instance = _instance()
+    records = instance.get_runs(filters=RunsFilter(job_name="campaign_pipeline"), limit=limit)
+    if not records:
+        _fail("no campaign_pipeline run recorded yet; run `make run` first")
+    table = Table(title=f"last {len(records)} runs of campaign_pipeline")
+    for column in ("run", "started (UTC)", "status", "seconds", "failed gates", "delivered"):
+        table.add_column(column)
+    for record in records:
+        result = summarize_run(instance, record.run_id)
+        stats = instance.get_run_stats(record.run_id)
+        started = (
+            datetime.fromtimestamp(stats.start_time, UTC).strftime("%Y-%m-%d %H:%M")
+            if stats.start_time
+            else "-"
+        )
+        failed = [f"{c['asset']}:{c['check']}" for c in result.failed_checks]
+        sends = result.metadata("campaign_sends")
+        table.add_row(
+            record.run_id[:8],
+            started,
+            result.status,
+            f"{result.seconds:.0f}" if result.seconds else "-",
+            ", ".join(failed) or "-",
+            f"{sends.get('delivered', 0):,}" if sends else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def checks(
+    run_id: Annotated[
+        str | None, typer.Argument(help="Run id (prefix ok); default the latest.")
+    ] = None,
+) -> None:
+    """A run's summary: stages, model, audience, sends and every gate with its evidence (dbt
+    tests summarised); exit 1 if a gate failed."""
+    from dagster import RunsFilter
+
+    instance = _instance()
+    runs_ = instance.get_runs(filters=RunsFilter(job_name="campaign_pipeline"), limit=50)
+    if not runs_:
+        _fail("no campaign_pipeline run recorded yet; run `make run` first")
+    chosen = next((r for r in runs_ if run_id is None or r.run_id.startswith(run_id)), None)
+    if chosen is None:
+        _fail(f"no recent run starts with {run_id!r}; see `campaign runs`")
+    _print_summary(instance, chosen.run_id, None)
+    from orchestration.run_summary import summarize_run
+
+    if summarize_run(instance, chosen.run_id).failed_checks:
+        raise typer.Exit(1)
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    if not os.environ.get("DAGSTER_HOME"):
+        _fail(
+            "DAGSTER_HOME is not set; use the Makefile targets or export DAGSTER_HOME=$PWD/data/dagster_home"
+        )
+    return DagsterInstance.get()
 
 
 @app.command()
