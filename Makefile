@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup run test test-all ui mlflow bench lint format dbt-build clean
+.PHONY: help setup run test test-all browser screenshot ui mlflow bench lint format dbt-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,10 +37,18 @@ setup: $(VENV)/.synced ## create the environment from the lock file (idempotent)
 run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=100000)
 	$(BIN)/campaign run --customers $(CUSTOMERS)
 
-test: setup ## run the test suite (what CI runs)
+test: setup browser ## run the test suite (what CI runs)
 	$(BIN)/pytest -m "not slow" -q
 
-test-all: setup ## the test suite including slow tests
+browser: ## Debian's Chromium for the UI test (installed with apt-get when missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The UI test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+screenshot: setup browser ## refresh docs/images/asset_graph.png from the live Dagster UI
+	UI_SCREENSHOT_PATH=$(CURDIR)/docs/images/asset_graph.png $(BIN)/pytest -q tests/ui -k asset_graph
+
+test-all: setup browser ## the test suite including slow tests
 	$(BIN)/pytest -q
 
 ui: setup ## Dagster UI on http://127.0.0.1:3000

@@ -15,27 +15,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey
 
 from orchestration.settings import Settings
-
-CUSTOMERS = 20_000
-SEED = 7
+from tests.e2e.conftest import CUSTOMERS
+from tests.e2e.conftest import run_pipeline as _run
 
 pytestmark = pytest.mark.e2e
-
-
-def _run(instance: DagsterInstance, **world):
-    from orchestration.definitions import defs
-
-    job = defs.resolve_job_def("campaign_pipeline")
-    return job.execute_in_process(
-        instance=instance,
-        run_config={
-            "ops": {"raw_data": {"config": {"customers": CUSTOMERS, "seed": SEED, **world}}}
-        },
-        raise_on_error=False,
-    )
 
 
 def _materialized(result) -> set[str]:
@@ -62,20 +48,6 @@ def _outbox_count(settings: Settings) -> int:
         return 0
     with sqlite3.connect(path) as con:
         return con.execute("select count(*) from messages").fetchone()[0]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("pipeline") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        from tests.conftest import point_at
-
-        point_at(mp, data_dir)
-        home = data_dir.parent / "dagster_home"
-        home.mkdir(parents=True, exist_ok=True)
-        instance = DagsterInstance.local_temp(str(home))
-        first = _run(instance)
-        yield {"instance": instance, "settings": Settings.from_env(), "first": first, "mp": mp}
 
 
 def test_good_run_produces_every_stage(world):
@@ -137,7 +109,9 @@ def test_explain_and_dry_run_answer_from_the_decisions_table(world, tmp_path):
     s = world["settings"]
     decisions = pd.read_parquet(_metadata(world["first"], "campaign_decisions")["decisions_file"])
     sent = decisions[decisions["decision"] == "send"].iloc[0]
-    rows = explain(s.decisions_dir, int(sent["customer_id"]), sent["campaign"], str(sent["decided_at"].date()))
+    rows = explain(
+        s.decisions_dir, int(sent["customer_id"]), sent["campaign"], str(sent["decided_at"].date())
+    )
     assert "selected_top_uplift" in set(rows["reason"])
     assert rows["policy_version"].str.len().eq(12).all()
 
@@ -212,7 +186,9 @@ def test_stale_online_store_stops_the_sends(world):
     s = world["settings"]
     online = s.feast_dir / "online_store.db"
     with sqlite3.connect(online) as con:  # the online store stopped being refreshed 3 days ago
-        for (table,) in con.execute("select name from sqlite_master where type = 'table'").fetchall():
+        for (table,) in con.execute(
+            "select name from sqlite_master where type = 'table'"
+        ).fetchall():
             con.execute(f'update "{table}" set event_ts = event_ts - 3 * 86400')
     before = _outbox_count(s)
     original = feature_store.materialize_online

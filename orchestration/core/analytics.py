@@ -1,0 +1,116 @@
+"""Read-side helpers for analysts (the notebooks import these; nothing here writes).
+
+The warehouse is read through its Parquet exports in an in-memory DuckDB, never by opening the
+DuckDB file: a reader holding that file, even read-only, makes the next dbt build fail to lock it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from orchestration.settings import Settings
+
+
+def open_marts(settings: Settings):
+    """An in-memory DuckDB connection with one view per exported mart (dim_, fct_, feat_).
+
+    Safe to keep open while the pipeline runs: it reads Parquet files, not the warehouse file.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    exports = Path(settings.exports_dir)
+    if not exports.exists():
+        raise FileNotFoundError(f"{exports} does not exist: run the pipeline once (`make run`)")
+    for path in sorted(exports.glob("*.parquet")):
+        con.execute(f"create view {path.stem} as select * from read_parquet('{path}')")
+    return con
+
+
+def point_in_time_features(
+    settings: Settings, customer_ids: list[int], timestamps: list[datetime | str]
+) -> pd.DataFrame:
+    """Features of each customer as of each timestamp (the cross product), from Feast."""
+    from orchestration.core.feature_store import historical_features
+
+    entity = pd.MultiIndex.from_product(
+        [customer_ids, pd.to_datetime(timestamps, utc=True)],
+        names=["customer_id", "event_timestamp"],
+    ).to_frame(index=False)
+    return historical_features(settings, entity).sort_values(["customer_id", "event_timestamp"])
+
+
+def model_versions(settings: Settings) -> pd.DataFrame:
+    """Every registered version of the uplift model with its aliases and evaluation metrics."""
+    from orchestration.core.model_registry import configure
+
+    client = configure(settings)
+    rows = []
+    for version in client.search_model_versions(f"name = '{settings.model_name}'"):
+        run = client.get_run(version.run_id)
+        rows.append(
+            {
+                "version": int(version.version),
+                "aliases": ", ".join(version.aliases),
+                "created": pd.Timestamp(version.creation_timestamp, unit="ms", tz="UTC"),
+                "run_id": version.run_id,
+                "learner": run.data.params.get("learner"),
+                **{k: v for k, v in run.data.metrics.items()},
+            }
+        )
+    return (
+        pd.DataFrame(rows).sort_values("version").reset_index(drop=True) if rows else pd.DataFrame()
+    )
+
+
+def model_curve(settings: Settings, run_id: str) -> Path | None:
+    """Local path of the Qini curve image logged with a training run (None if it has none)."""
+    import mlflow
+
+    from orchestration.core.model_registry import configure
+
+    client = configure(settings)
+    for artifact in client.list_artifacts(run_id, "evaluation"):
+        if artifact.path.endswith(".png"):
+            return Path(
+                mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact.path)
+            )
+    return None
+
+
+def latest_decisions(settings: Settings) -> pd.DataFrame:
+    """The decisions of the most recent pipeline run (all campaigns)."""
+    files = sorted(
+        Path(settings.decisions_dir).glob("decided_on=*/run=*.parquet"),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if not files:
+        raise FileNotFoundError(
+            f"no decisions under {settings.decisions_dir}: run the pipeline once (`make run`)"
+        )
+    return pd.read_parquet(files[-1])
+
+
+def decisions_by_reason(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Campaign x (decision, reason) counts, the first table of a campaign report."""
+    return (
+        decisions.groupby(["campaign", "decision", "reason"], observed=True)
+        .size()
+        .rename("customers")
+        .reset_index()
+        .sort_values(["campaign", "customers"], ascending=[True, False])
+        .reset_index(drop=True)
+    )
+
+
+def send_ledger(settings: Settings) -> pd.DataFrame:
+    """Send ledger rows (no contact details: those live only in the provider)."""
+    from orchestration.core.gateway.ledger import SendLedger
+
+    path = settings.gateway_dir / "ledger.db"
+    if not path.exists():
+        return pd.DataFrame()
+    return SendLedger(path).frame()

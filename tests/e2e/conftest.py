@@ -1,0 +1,39 @@
+"""One pipeline world shared by the end-to-end tests (built once per session: ~90 s)."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterInstance
+
+from orchestration.settings import Settings
+from tests.conftest import point_at
+
+CUSTOMERS = 20_000
+SEED = 7
+
+
+def run_pipeline(instance: DagsterInstance, **world):
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("campaign_pipeline")
+    return job.execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"raw_data": {"config": {"customers": CUSTOMERS, "seed": SEED, **world}}}
+        },
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """A good run on a fresh 20k-customer world. Read-only tests (notebooks) run first; the
+    scenario tests in test_pipeline.py then run in file order on the same state."""
+    data_dir = tmp_path_factory.mktemp("pipeline") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        point_at(mp, data_dir)
+        home = data_dir.parent / "dagster_home"
+        home.mkdir(parents=True, exist_ok=True)
+        instance = DagsterInstance.local_temp(str(home))
+        first = run_pipeline(instance)
+        yield {"instance": instance, "settings": Settings.from_env(), "first": first, "mp": mp}
