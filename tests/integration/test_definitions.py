@@ -41,7 +41,9 @@ def test_asset_keys_and_checks_match_the_snapshot(defs):
     graph = _graph(defs)
     current = {
         "assets": sorted(
-            k.to_user_string() for k in graph.get_all_asset_keys() if not _is_campaign_audience(k.to_user_string())
+            k.to_user_string()
+            for k in graph.get_all_asset_keys()
+            if not _is_campaign_audience(k.to_user_string())
         ),
         "checks": sorted(
             f"{c.asset_key.to_user_string()}:{c.name}"
@@ -64,7 +66,9 @@ def test_every_campaign_file_has_its_audience_asset_with_a_blocking_size_check(d
     audiences = {k.path[-1] for k in graph.get_all_asset_keys() if k.path[0] == "audience"}
     assert audiences == names
     for name in names:
-        check = next(c for c in graph.asset_check_keys if c.asset_key == AssetKey(["audience", name]))
+        check = next(
+            c for c in graph.asset_check_keys if c.asset_key == AssetKey(["audience", name])
+        )
         assert graph.get_check_spec(check).blocking
 
 

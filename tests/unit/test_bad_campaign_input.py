@@ -14,7 +14,10 @@ from orchestration.core.policy import PolicyFileError, parse_policy
 GOOD = "name: good_email\nchannel: email\nmax_sends: 10\n"
 BROKEN = {
     "malformed.yaml": ("name: [oops\n", "not valid YAML"),
-    "unknown_channel.yaml": ("name: fax_blast\nchannel: fax\nmax_sends: 10\n", "allowed: 'email', 'sms' or 'push'"),
+    "unknown_channel.yaml": (
+        "name: fax_blast\nchannel: fax\nmax_sends: 10\n",
+        "allowed: 'email', 'sms' or 'push'",
+    ),
     "negative_budget.yaml": (
         "name: cheap\nchannel: email\nmax_sends: 10\nbudget: {cost_per_send: -0.1}\n",
         "budget.cost_per_send",
@@ -113,7 +116,10 @@ def test_dry_run_campaign_does_not_take_customers_from_live_ones(tmp_path):
     [
         ("quiet_hours: {sms: {start: '21:00', end: '08:00'}}\n", "must be before end"),
         ("quiet_hours: {sms: {start: '8am', end: '21:00'}}\n", "HH:MM"),
-        ("frequency_caps: [{scope: fax, max_messages: 1, window_days: 7}]\n", "frequency_caps.0.scope"),
+        (
+            "frequency_caps: [{scope: fax, max_messages: 1, window_days: 7}]\n",
+            "frequency_caps.0.scope",
+        ),
         ("global_control: {share: 1.5}\n", "global_control.share"),
         ("unknown_rule: 1\n", "unknown_rule"),
     ],

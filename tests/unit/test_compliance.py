@@ -72,12 +72,23 @@ def test_policy_reverification_finds_control_cap_daily_and_quiet_hour_breaches(t
     raw = _raw(tmp_path)
     ids = list(range(1, 200))
     pd.DataFrame(
-        {"consent_event_id": ids, "customer_id": ids, "channel": "sms", "is_opted_in": True, "source": "signup",
-         "consented_at": T("2026-01-01", tz="UTC")}
+        {
+            "consent_event_id": ids,
+            "customer_id": ids,
+            "channel": "sms",
+            "is_opted_in": True,
+            "source": "signup",
+            "consented_at": T("2026-01-01", tz="UTC"),
+        }
     ).to_parquet(raw / "consent_events.parquet")
     pd.DataFrame(
-        {"customer_id": ids, "signed_up_at": T("2025-01-01", tz="UTC"), "region": "us-east",
-         "time_zone": ["America/New_York"] * 100 + ["Europe/Berlin"] * 99, "updated_at": T("2025-01-01", tz="UTC")}
+        {
+            "customer_id": ids,
+            "signed_up_at": T("2025-01-01", tz="UTC"),
+            "region": "us-east",
+            "time_zone": ["America/New_York"] * 100 + ["Europe/Berlin"] * 99,
+            "updated_at": T("2025-01-01", tz="UTC"),
+        }
     ).to_parquet(raw / "customers.parquet")
     policy = parse_policy(
         "global_control: {share: 0.1, salt: g}\n"
@@ -88,12 +99,20 @@ def test_policy_reverification_finds_control_cap_daily_and_quiet_hour_breaches(t
     berlin = [i for i in range(101, 200) if not in_share([i], 0.1, "g")[0]]
     control = [i for i in range(101, 200) if in_share([i], 0.1, "g")[0]]
     recipients = pd.DataFrame(
-        {"campaign": "c", "customer_id": [1, berlin[0], berlin[1], berlin[2], control[0]], "channel": "sms",
-         "decision": ["send", "send", "send", "deferred", "send"]}
+        {
+            "campaign": "c",
+            "customer_id": [1, berlin[0], berlin[1], berlin[2], control[0]],
+            "channel": "sms",
+            "decision": ["send", "send", "send", "deferred", "send"],
+        }
     )
     history = pd.DataFrame(
-        {"campaign": "old", "customer_id": [berlin[1], berlin[2]], "channel": "sms",
-         "send_date": ["2026-11-20", "2026-11-23"]}
+        {
+            "campaign": "old",
+            "customer_id": [berlin[1], berlin[2]],
+            "channel": "sms",
+            "send_date": ["2026-11-20", "2026-11-23"],
+        }
     )
     result = verify_policy(recipients, raw, policy, history, decided_at)
     found = set(map(tuple, result.violations[["customer_id", "violation"]].to_numpy().tolist()))

@@ -42,7 +42,11 @@ def _candidates(n: int, **overrides) -> pd.DataFrame:
 
 def _scores(uplift) -> CampaignScores:
     uplift = np.asarray(uplift, dtype=float)
-    return CampaignScores(uplift, np.full(len(uplift), "1", dtype=object), np.full(len(uplift), "champion", dtype=object))
+    return CampaignScores(
+        uplift,
+        np.full(len(uplift), "1", dtype=object),
+        np.full(len(uplift), "champion", dtype=object),
+    )
 
 
 def _history(rows=()) -> pd.DataFrame:
@@ -50,11 +54,15 @@ def _history(rows=()) -> pd.DataFrame:
 
 
 def _campaign(name="c_email", channel="email", **fields) -> Campaign:
-    return Campaign(**{"name": name, "channel": channel, "max_sends": 100, "holdout_share": 0.0, **fields})
+    return Campaign(
+        **{"name": name, "channel": channel, "max_sends": 100, "holdout_share": 0.0, **fields}
+    )
 
 
 def _run(candidates, campaigns, scores, policy_text=NO_CONTROL, history=None, sent_today=None):
-    inputs = PolicyInputs(candidates, scores, history if history is not None else _history(), DECIDED_AT)
+    inputs = PolicyInputs(
+        candidates, scores, history if history is not None else _history(), DECIDED_AT
+    )
     return evaluate(inputs, campaigns, parse_policy(policy_text), sent_today)
 
 
@@ -108,7 +116,10 @@ def test_frequency_cap_counts_the_ledger_window_including_today():
             ("x", 2, "email", "2026-11-14"),
         ]
     )
-    policy = NO_CONTROL + "frequency_caps: [{scope: all, max_messages: 3, window_days: 7}]\nmax_messages_per_customer_per_day: 5\n"
+    policy = (
+        NO_CONTROL
+        + "frequency_caps: [{scope: all, max_messages: 3, window_days: 7}]\nmax_messages_per_customer_per_day: 5\n"
+    )
     d = _run(c, [_campaign()], {"c_email": _scores([0.1, 0.1, 0.1])}, policy, history)
     assert _row(d, "c_email", 1) == ("excluded", "frequency_cap")
     assert _row(d, "c_email", 2) == ("send", "selected_top_uplift")
@@ -161,7 +172,9 @@ def test_customer_over_one_campaigns_cap_falls_to_the_next():
 def test_budget_and_todays_sends_limit_the_audience():
     c = _candidates(100)
     campaign = _campaign(max_sends=1000, budget={"cost_per_send": 0.5, "max_total_cost": 10})
-    d = _run(c, [campaign], {"c_email": _scores(np.linspace(0.2, 0.01, 100))}, sent_today={"c_email": 5})
+    d = _run(
+        c, [campaign], {"c_email": _scores(np.linspace(0.2, 0.01, 100))}, sent_today={"c_email": 5}
+    )
     assert (d.campaigns[0].decision == DECISIONS.index("send")).sum() == 20 - 5
 
 
@@ -180,7 +193,9 @@ def test_quiet_hours_defer_to_the_next_local_window():
     assert _row(d, "c_sms", 1) == ("deferred", "quiet_hours")
     assert _row(d, "c_sms", 2) == ("send", "selected_top_uplift")
     deferred_until = pd.Timestamp(d.campaigns[0].deferred_until[0]).tz_localize("UTC")
-    assert deferred_until == pd.Timestamp("2026-11-23 08:00", tz="America/New_York").tz_convert("UTC")
+    assert deferred_until == pd.Timestamp("2026-11-23 08:00", tz="America/New_York").tz_convert(
+        "UTC"
+    )
 
 
 def test_holdout_customers_are_not_sent_and_do_not_use_the_cap():
@@ -199,7 +214,13 @@ def test_decisions_frame_carries_versions_and_reasons():
     d = _run(c, [_campaign()], {"c_email": _scores([0.1, 0.2, np.nan])})
     frame = d.to_frame("run-1", datetime(2026, 11, 23, tzinfo=UTC))
     assert len(frame) == 3
-    assert set(frame.columns) >= {"decision", "reason", "model_version", "policy_version", "feature_timestamp"}
+    assert set(frame.columns) >= {
+        "decision",
+        "reason",
+        "model_version",
+        "policy_version",
+        "feature_timestamp",
+    }
     assert frame["policy_version"].nunique() == 1 and len(frame["policy_version"].iloc[0]) == 12
     assert set(frame["reason"]) <= set(REASON_TEXT)
 

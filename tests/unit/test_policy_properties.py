@@ -38,30 +38,36 @@ def worlds(draw):
             "customer_id": ids,
             "region": rng.choice(["eu-west", "us-east"], n),
             "time_zone": rng.choice(ZONES, n),
-            "signed_up_at": pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 600, n), "D"),
+            "signed_up_at": pd.Timestamp("2025-01-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 600, n), "D"),
         }
     )
     for channel in CHANNELS:
         candidates[f"is_{channel}_opted_in"] = rng.random(n) < draw(st.floats(0, 1))
         candidates[f"is_{channel}_suppressed"] = rng.random(n) < draw(st.floats(0, 0.5))
         candidates[f"is_{channel}_reachable"] = rng.random(n) < draw(st.floats(0.5, 1))
-    decided_at = datetime(2026, 11, 23, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 24 * 60 - 1)))
+    decided_at = datetime(2026, 11, 23, tzinfo=UTC) + timedelta(
+        minutes=draw(st.integers(0, 24 * 60 - 1))
+    )
     m = draw(st.integers(0, 3 * n))
     history = pd.DataFrame(
         {
             "campaign": "earlier",
             "customer_id": rng.choice(ids, m) if m else np.array([], dtype="int64"),
             "channel": rng.choice(CHANNELS, m),
-            "send_date": (pd.Timestamp(decided_at.date()) - pd.to_timedelta(rng.integers(0, 10, m), "D")).strftime(
-                "%Y-%m-%d"
-            ),
+            "send_date": (
+                pd.Timestamp(decided_at.date()) - pd.to_timedelta(rng.integers(0, 10, m), "D")
+            ).strftime("%Y-%m-%d"),
         }
     )
     caps = draw(
         st.lists(
             st.fixed_dictionaries(
-                {"scope": st.sampled_from(["all", *CHANNELS]), "max_messages": st.integers(0, 4),
-                 "window_days": st.integers(1, 10)}
+                {
+                    "scope": st.sampled_from(["all", *CHANNELS]),
+                    "max_messages": st.integers(0, 4),
+                    "window_days": st.integers(1, 10),
+                }
             ),
             max_size=3,
         )
@@ -73,7 +79,10 @@ def worlds(draw):
         quiet[channel] = {"start": f"{start:02d}:00", "end": f"{end:02d}:00"}
     policy = Policy.model_validate(
         {
-            "global_control": {"share": draw(st.floats(0, 0.5)), "salt": draw(st.text("abc", min_size=1, max_size=5))},
+            "global_control": {
+                "share": draw(st.floats(0, 0.5)),
+                "salt": draw(st.text("abc", min_size=1, max_size=5)),
+            },
             "frequency_caps": caps,
             "quiet_hours": quiet,
             "max_messages_per_customer_per_day": draw(st.integers(1, 2)),
@@ -102,7 +111,9 @@ def worlds(draw):
     for c in campaigns:
         uplift = rng.normal(0.02, 0.1, n)
         uplift[rng.random(n) < 0.1] = np.nan
-        scores[c.name] = CampaignScores(uplift, np.full(n, "1", dtype=object), np.full(n, "champion", dtype=object))
+        scores[c.name] = CampaignScores(
+            uplift, np.full(n, "1", dtype=object), np.full(n, "champion", dtype=object)
+        )
     sent_today = {c.name: draw(st.integers(0, 3)) for c in campaigns}
     inputs = PolicyInputs(candidates, scores, history, decided_at)
     return inputs, campaigns, VersionedPolicy(policy, "test", None), sent_today
@@ -126,11 +137,19 @@ def test_no_decision_ever_breaks_a_rule(world):
         ch = campaign.channel
         sent = np.isin(result.decision, SENT)
         new_messages += sent
-        assert not (sent & ~c[f"is_{ch}_opted_in"].to_numpy()).any(), "sent to an opted-out customer"
-        assert not (sent & c[f"is_{ch}_suppressed"].to_numpy()).any(), "sent to a suppressed customer"
-        assert not (sent & ~c[f"is_{ch}_reachable"].to_numpy()).any(), "sent without a contact point"
+        assert not (sent & ~c[f"is_{ch}_opted_in"].to_numpy()).any(), (
+            "sent to an opted-out customer"
+        )
+        assert not (sent & c[f"is_{ch}_suppressed"].to_numpy()).any(), (
+            "sent to a suppressed customer"
+        )
+        assert not (sent & ~c[f"is_{ch}_reachable"].to_numpy()).any(), (
+            "sent without a contact point"
+        )
         assert not (sent & control).any(), "sent to the global control group"
-        assert not (sent & np.isnan(inputs.scores[campaign.name].uplift)).any(), "sent without a score"
+        assert not (sent & np.isnan(inputs.scores[campaign.name].uplift)).any(), (
+            "sent without a score"
+        )
         for cap in policy.frequency_caps:
             if cap.scope in ("all", ch):
                 used = history.counts(n, cap.window_days, None if cap.scope == "all" else cap.scope)
@@ -150,7 +169,10 @@ def test_no_decision_ever_breaks_a_rule(world):
                 until = pd.Timestamp(result.deferred_until[i]).tz_localize("UTC").to_pydatetime()
                 assert until > inputs.decided_at
                 assert until.astimezone(ZoneInfo(c["time_zone"].iloc[i])).time() == start
-    assert (messaged_today + new_messages <= np.maximum(policy.max_messages_per_customer_per_day, messaged_today)).all()
+    assert (
+        messaged_today + new_messages
+        <= np.maximum(policy.max_messages_per_customer_per_day, messaged_today)
+    ).all()
     assert (new_messages <= 1).all(), "one customer selected by two campaigns"
 
 
@@ -171,21 +193,38 @@ def test_control_and_holdout_assignment_stable_and_within_one_point_on_100k(shar
     ids = np.arange(1, 100_001, dtype="int64")
     n = len(ids)
     candidates = pd.DataFrame(
-        {"customer_id": ids, "region": "eu-west", "time_zone": "UTC", "signed_up_at": pd.Timestamp("2024-01-01", tz="UTC")}
+        {
+            "customer_id": ids,
+            "region": "eu-west",
+            "time_zone": "UTC",
+            "signed_up_at": pd.Timestamp("2024-01-01", tz="UTC"),
+        }
     )
     for channel in CHANNELS:
         candidates[f"is_{channel}_opted_in"] = True
         candidates[f"is_{channel}_suppressed"] = False
         candidates[f"is_{channel}_reachable"] = True
     campaign = Campaign(name="measure", channel="email", max_sends=n, holdout_share=share)
-    scores = {"measure": CampaignScores(np.full(n, 0.1), np.full(n, "1", dtype=object), np.full(n, "c", dtype=object))}
-    policy = VersionedPolicy(Policy.model_validate({"global_control": {"share": share, "salt": "g"}}), "v", None)
-    inputs = PolicyInputs(candidates, scores, pd.DataFrame(columns=["campaign", "customer_id", "channel", "send_date"]),
-                          datetime(2026, 11, 23, 12, tzinfo=UTC))
+    scores = {
+        "measure": CampaignScores(
+            np.full(n, 0.1), np.full(n, "1", dtype=object), np.full(n, "c", dtype=object)
+        )
+    }
+    policy = VersionedPolicy(
+        Policy.model_validate({"global_control": {"share": share, "salt": "g"}}), "v", None
+    )
+    inputs = PolicyInputs(
+        candidates,
+        scores,
+        pd.DataFrame(columns=["campaign", "customer_id", "channel", "send_date"]),
+        datetime(2026, 11, 23, 12, tzinfo=UTC),
+    )
     first = evaluate(inputs, [campaign], policy).campaigns[0]
     second = evaluate(inputs, [campaign], policy).campaigns[0]
     assert np.array_equal(first.decision, second.decision)
     control = (first.decision == DECISIONS.index("control")).mean()
-    holdout = (first.decision == DECISIONS.index("holdout")).sum() / (~(first.decision == DECISIONS.index("control"))).sum()
+    holdout = (first.decision == DECISIONS.index("holdout")).sum() / (
+        ~(first.decision == DECISIONS.index("control"))
+    ).sum()
     assert control == pytest.approx(share, abs=0.01)
     assert holdout == pytest.approx(share, abs=0.01)
