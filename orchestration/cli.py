@@ -123,6 +123,7 @@ def run(
         raise_on_error=False,
     )
     elapsed = time.perf_counter() - started
+    _record_metrics(instance, result.run_id)
     _print_summary(instance, result.run_id, elapsed)
     if summary_json is not None:
         _write_summary_json(instance, result.run_id, elapsed, summary_json)
@@ -288,6 +289,16 @@ def dry_run_command(
     console.print(table)
     if result.errors and not result.diffs:
         raise typer.Exit(1)
+
+
+def _record_metrics(instance, run_id: str) -> None:
+    """Every run, failed ones included, lands in the metrics table with its final status."""
+    from orchestration.core.metrics_table import record_run_metrics
+    from orchestration.run_summary import seed_metrics, summarize_run
+
+    summary = summarize_run(instance, run_id)
+    path = Settings.from_env().data_dir / "metrics" / "metrics.db"
+    record_run_metrics(path, run_id, summary.status, seed_metrics(summary))
 
 
 def _write_summary_json(instance, run_id: str, elapsed: float, path: Path) -> None:

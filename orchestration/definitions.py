@@ -8,7 +8,9 @@ from orchestration.defs import (
     features,
     jobs,
     model,
+    observability,
     raw_data,
+    results,
     targeting,
     warehouse,
 )
@@ -16,7 +18,17 @@ from orchestration.resources import build_resources
 
 defs = Definitions(
     assets=load_assets_from_modules(
-        [raw_data, warehouse, features, model, targeting, campaigns, delivery]
+        [
+            raw_data,
+            warehouse,
+            features,
+            model,
+            targeting,
+            campaigns,
+            delivery,
+            observability,
+            results,
+        ]
     ),
     asset_checks=[
         *raw_data.raw_freshness_checks,

@@ -101,3 +101,43 @@ def row_count(metadata: dict[str, Any]) -> int | None:
         if key in metadata:
             return int(metadata[key])
     return None
+
+
+def seed_metrics(summary: RunSummary) -> dict[str, float]:
+    """The signals operators watch, from one run's events (absent stages give absent metrics):
+    per-stage latency, inference success rate, data freshness lag, feature availability, policy
+    compliance rate, send delivery rate."""
+    metrics: dict[str, float] = {}
+    for stage in summary.stages:
+        if stage.seconds is not None:
+            metrics[f"latency_seconds__{stage.step}"] = round(stage.seconds, 3)
+    scores = summary.metadata("customer_scores")
+    if "inference_success_rate" in scores:
+        metrics["inference_success_rate"] = float(scores["inference_success_rate"])
+    features = summary.metadata("scoring_features")
+    if "feature_availability" in features:
+        metrics["feature_availability"] = float(features["feature_availability"])
+    lags = [
+        c["metadata"].get("lag_hours")
+        for c in summary.checks
+        if c["check"] == "fresh_within_window"
+    ]
+    lags = [float(v) for v in lags if v is not None and v >= 0]
+    if lags:
+        metrics["data_freshness_lag_hours"] = max(lags)
+    for check in summary.checks:
+        meta = check["metadata"]
+        if check["check"] == "audience_compliant" and "compliance_rate" in meta:
+            metrics["policy_compliance_rate"] = float(meta["compliance_rate"])
+        if check["check"] == "drift_share_below_threshold" and "drift_share" in meta:
+            metrics["feature_drift_share"] = float(meta["drift_share"])
+        if check["check"] == "online_store_fresh" and "stale_share" in meta:
+            metrics["online_stale_share"] = float(meta["stale_share"])
+    sends = summary.metadata("campaign_sends")
+    attempted = sends.get("attempted", sends.get("newly_due"))
+    if sends and attempted:
+        metrics["send_delivery_rate"] = float(sends.get("delivered", 0)) / float(attempted)
+    if sends:
+        metrics["messages_delivered"] = float(sends.get("delivered", 0))
+    metrics["checks_failed"] = float(len(summary.failed_checks))
+    return metrics

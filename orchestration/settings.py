@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -41,6 +42,16 @@ def _env_int(name: str, default: int) -> int:
         return int(raw.replace("_", ""))
     except ValueError as exc:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
+
+
+def _parse_utc(raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"CAMPAIGN_WORLD_NOW={raw!r} is not an ISO timestamp (e.g. 2026-11-23T09:00:00Z)"
+        ) from exc
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,13 @@ class Settings:
     world_customers: int = 100_000
     world_seed: int = 42
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # The world clock: None is the real time. Set (CAMPAIGN_WORLD_NOW, ISO) it pins "now" for the
+    # whole pipeline (world generation, dbt's decision day, freshness, decisions), so a
+    # simulation or a drill can move a world through days in minutes.
+    world_now: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.world_now or datetime.now(UTC)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -93,7 +111,9 @@ class Settings:
             online_freshness_hours=_env_float("CAMPAIGN_ONLINE_FRESHNESS_HOURS", 48.0),
             online_stale_share=_env_float("CAMPAIGN_ONLINE_STALE_SHARE_THRESHOLD", 0.01),
         )
+        world_now = _env("CAMPAIGN_WORLD_NOW", "")
         return cls(
+            world_now=_parse_utc(world_now) if world_now else None,
             data_dir=data_dir,
             campaigns_dir=campaigns_dir,
             policy_file=policy_file,

@@ -114,3 +114,16 @@ def send_ledger(settings: Settings) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame()
     return SendLedger(path).frame()
+
+
+def campaign_results(settings: Settings) -> pd.DataFrame:
+    """Measured lift per campaign and send day (the campaign_results asset's table)."""
+    path = Path(settings.reports_dir) / "campaign_results" / "campaign_results.parquet"
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+
+def run_metrics(settings: Settings) -> pd.DataFrame:
+    """The seed metrics of every recorded run (one row per run)."""
+    from orchestration.core.metrics_table import read_run_metrics
+
+    return read_run_metrics(Path(settings.data_dir) / "metrics" / "metrics.db")

@@ -8,7 +8,7 @@ last live decisions: +N / -M recipients, by reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -56,7 +56,7 @@ def dry_run(
         campaigns[campaign.name] = campaign.model_copy(update={"dry_run": False, "enabled": True})
         changed = {campaign.name}
     policy = load_policy(policy_file or settings.policy_file)
-    decided_at = decided_at or datetime.now(UTC)
+    decided_at = decided_at or settings.now()
     candidates = pd.read_parquet(dim_path)
     candidates = candidates.merge(
         reachability_flags(settings.raw_dir, candidates["customer_id"]),

@@ -297,7 +297,7 @@ def online_store_fresh(settings: CampaignSettings) -> AssetCheckResult:
     s = settings.get()
     customers = pd.read_parquet(s.exports_dir / "dim_customers.parquet", columns=["customer_id"])
     result = measure_online_freshness(
-        s, customers["customer_id"].to_numpy(), s.thresholds.online_freshness_hours
+        s, customers["customer_id"].to_numpy(), s.thresholds.online_freshness_hours, now=s.now()
     )
     threshold = s.thresholds.online_stale_share
     return AssetCheckResult(

@@ -9,6 +9,7 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -88,14 +89,26 @@ def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: Ca
     extra: dict[str, object] = {"dataset": s.dataset}
     if s.dataset == "synthetic":
         from orchestration.core.synthetic_world import WorldSpec, generate_world
+        from orchestration.core.world_feedback import apply_feedback, feedback_path, load_feedback
 
         spec = WorldSpec(
             customers=config.customers or s.world_customers,
             seed=config.seed if config.seed is not None else s.world_seed,
-            as_of=datetime.fromisoformat(config.as_of).astimezone(UTC) if config.as_of else None,
+            as_of=datetime.fromisoformat(config.as_of).astimezone(UTC)
+            if config.as_of
+            else s.world_now,
             drift=config.drift,
         )
         summary = generate_world(spec, s.raw_dir, s.ground_truth_dir)
+        # the closed loop: our earlier sends and holdouts, played in with their true effect
+        feedback = apply_feedback(
+            s.raw_dir,
+            pd.read_parquet(s.ground_truth_dir / "customer_uplift.parquet"),
+            load_feedback(feedback_path(s.data_dir)),
+            as_of=summary.as_of,
+            seed=spec.seed,
+        )
+        extra.update({f"feedback_{k}": v for k, v in feedback.items()})
         extra.update(
             customers=spec.customers,
             seed=spec.seed,
@@ -110,7 +123,7 @@ def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: Ca
         raise ValueError(
             f"CAMPAIGN_DATASET={s.dataset!r} is not supported; use 'synthetic' or 'files'"
         )
-    require_valid_raw(s.raw_dir)
+    require_valid_raw(s.raw_dir, now=s.now())
 
     import pyarrow.parquet as pq
 
@@ -145,7 +158,7 @@ def _freshness_check(table: str):
     )
     def check(settings: CampaignSettings) -> AssetCheckResult:
         s = settings.get()
-        result = measure_freshness(s.raw_dir, table, s.thresholds.raw_freshness_hours)
+        result = measure_freshness(s.raw_dir, table, s.thresholds.raw_freshness_hours, now=s.now())
         lag = result.lag_hours
         return AssetCheckResult(
             passed=result.is_fresh,

@@ -1,6 +1,6 @@
 """Scoring and audiences: features as of the decision time, champion scores, decisions."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 from dagster import (
@@ -40,7 +40,7 @@ def scoring_features(
     from orchestration.core.feature_tables import snapshot_times
 
     s = settings.get()
-    decided_at = datetime.now(UTC)
+    decided_at = s.now()
     customers = pd.read_parquet(s.exports_dir / "dim_customers.parquet", columns=["customer_id"])
     entities = customers.assign(event_timestamp=pd.Timestamp(decided_at))
     frame = historical_features(s, entities, FEATURE_SERVICE)

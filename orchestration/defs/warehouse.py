@@ -4,6 +4,7 @@
 ``severity: error`` tests are blocking, so a failing test stops everything downstream.
 """
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from dagster_dbt import (
 )
 
 from orchestration.dbt_project import campaign_dbt_project, ensure_manifest
+from orchestration.resources import CampaignSettings
 
 
 class CampaignDbtTranslator(DagsterDbtTranslator):
@@ -45,6 +47,10 @@ translator = CampaignDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_
     dagster_dbt_translator=translator,
     pool="warehouse",
 )
-def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource):
-    """Build and test the dbt models (one writer of the DuckDB file at a time: pool 'warehouse')."""
-    yield from dbt.cli(["build"], context=context).stream()
+def warehouse_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, settings: CampaignSettings
+):
+    """Build and test the dbt models (one writer of the DuckDB file at a time: pool 'warehouse'),
+    as of the pipeline's clock (real time, or the world clock of a simulation)."""
+    as_of = settings.get().now().isoformat()
+    yield from dbt.cli(["build", "--vars", json.dumps({"as_of": as_of})], context=context).stream()

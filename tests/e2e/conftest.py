@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from dagster import DagsterInstance
 
@@ -10,6 +12,11 @@ from tests.conftest import point_at
 
 CUSTOMERS = 20_000
 SEED = 7
+# The e2e world runs on a world clock 16 days in the past (10:00 UTC), so a later test can move
+# it 15 days on and see the outcomes of the first run's sends land.
+WORLD_START = (datetime.now(UTC) - timedelta(days=16)).replace(
+    hour=10, minute=0, second=0, microsecond=0
+)
 
 
 def run_pipeline(instance: DagsterInstance, **world):
@@ -32,6 +39,7 @@ def world(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("pipeline") / "data"
     with pytest.MonkeyPatch.context() as mp:
         point_at(mp, data_dir)
+        mp.setenv("CAMPAIGN_WORLD_NOW", WORLD_START.isoformat())
         home = data_dir.parent / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
         instance = DagsterInstance.local_temp(str(home))
