@@ -124,6 +124,7 @@ def run(
     )
     elapsed = time.perf_counter() - started
     _record_metrics(instance, result.run_id)
+    _evaluate_alerts(instance, result.run_id)
     _print_summary(instance, result.run_id, elapsed)
     if summary_json is not None:
         _write_summary_json(instance, result.run_id, elapsed, summary_json)
@@ -299,6 +300,28 @@ def _record_metrics(instance, run_id: str) -> None:
     summary = summarize_run(instance, run_id)
     path = Settings.from_env().data_dir / "metrics" / "metrics.db"
     record_run_metrics(path, run_id, summary.status, seed_metrics(summary))
+
+
+def _evaluate_alerts(instance, run_id: str) -> None:
+    """Alerts for this run (sensors only tick under the daemon): one line per alert sent."""
+    from rich.markup import escape
+
+    from orchestration.defs.alerts import evaluate_run_alerts
+
+    try:
+        report = evaluate_run_alerts(instance, run_id)
+    except ValueError as exc:  # a notifier setting is missing or invalid
+        console.print(f"[bold red]alerts not evaluated:[/] {escape(str(exc))}")
+        return
+    for alert in report.sent:
+        colour = "red" if alert.status == "open" else "green"
+        console.print(f"[{colour}]alert[/] {alert.status}: {escape(alert.title)} -> {report.sink}")
+    for key, error in report.undelivered.items():
+        console.print(
+            f"[bold red]alert not delivered[/] {escape(key)}: {escape(error)} (retried next run)"
+        )
+    if report.sent or report.undelivered:
+        console.print(f"alert log: {report.log_path}")
 
 
 def _write_summary_json(instance, run_id: str, elapsed: float, path: Path) -> None:

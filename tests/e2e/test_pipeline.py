@@ -8,6 +8,7 @@ scenario the ledger and the outbox must hold exactly what the good run sent.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from datetime import timedelta
@@ -48,6 +49,36 @@ def _outbox_count(settings: Settings) -> int:
         return 0
     with sqlite3.connect(path) as con:
         return con.execute("select count(*) from messages").fetchone()[0]
+
+
+def _alerts(world, result) -> list:
+    """Evaluate the run's alerts as `campaign run` does (the local JSONL log only)."""
+    from orchestration.defs.alerts import evaluate_run_alerts
+
+    for var in ("CAMPAIGN_ALERT_NOTIFIERS", "CAMPAIGN_ALERT_LOG", "CAMPAIGN_DAGSTER_UI_URL"):
+        world["mp"].delenv(var, raising=False)
+    report = evaluate_run_alerts(world["instance"], result.run_id)
+    assert report.undelivered == {}
+    return report.sent
+
+
+def _alert_log(settings: Settings) -> list[dict]:
+    path = settings.data_dir / "alerts" / "alerts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _assert_alerted(world, result, key: str, kind: str) -> None:
+    """The drill's failing check opens one incident, logged to <data_dir>/alerts/alerts.jsonl;
+    the recovery run at the end of the file must resolve it."""
+    opened = {a.incident_key: a for a in _alerts(world, result) if a.status == "open"}
+    assert key in opened and opened[key].kind == kind, sorted(opened)
+    line = [x for x in _alert_log(world["settings"]) if x["incident_key"] == key][-1]
+    assert (line["status"], line["kind"]) == ("open", kind)
+    assert line["links"]["dagster_run"].endswith(f"/runs/{result.run_id}")
+    keys = world.setdefault("alert_keys", set())
+    keys.add(key)
+    if not result.success:
+        keys.add("run:campaign_pipeline")
 
 
 def test_good_run_produces_every_stage(world):
@@ -109,6 +140,9 @@ def test_good_run_produces_every_stage(world):
     assert health["latency_seconds__warehouse_models"] > 0
     assert (s.data_dir / "metrics" / "metrics.db").exists()
 
+    # a good run opens no incident
+    assert _alerts(world, result) == []
+
 
 def test_explain_and_dry_run_answer_from_the_decisions_table(world, tmp_path):
     from orchestration.core.decision_store import explain
@@ -144,6 +178,7 @@ def test_second_run_the_same_day_sends_nothing_new(world):
     assert _outbox_count(s) == before
     # the new model version waits as challenger; the champion keeps scoring
     assert _metadata(result, "uplift_model")["aliases"] == "challenger"
+    assert _alerts(world, result) == []
 
 
 def test_opted_out_customer_forced_into_the_audience_stops_all_sends(world):
@@ -185,6 +220,9 @@ def test_opted_out_customer_forced_into_the_audience_stops_all_sends(world):
             ).fetchone()[0]
             == 0
         )
+    _assert_alerted(
+        world, result, "check:campaign_decisions/audience_compliant", "policy_violation"
+    )
 
 
 def test_stale_online_store_stops_the_sends(world):
@@ -212,6 +250,7 @@ def test_stale_online_store_stops_the_sends(world):
     assert "stale or missing online features" in check.description
     assert "campaign_sends" not in _materialized(result)
     assert _outbox_count(s) == before
+    _assert_alerted(world, result, "check:online_features/online_store_fresh", "freshness")
 
 
 def test_drifted_features_block_publish_and_sends(world):
@@ -232,6 +271,7 @@ def test_drifted_features_block_publish_and_sends(world):
     assert (s.features_dir / "current").resolve().name == published_before
     assert os.path.getmtime(s.feast_dir / "online_store.db") == online_mtime
     assert _outbox_count(s) == before
+    _assert_alerted(world, result, "check:feature_snapshot/drift_share_below_threshold", "drift")
 
 
 def test_stale_raw_data_stops_the_run_before_any_send(world):
@@ -248,6 +288,7 @@ def test_stale_raw_data_stops_the_run_before_any_send(world):
     assert "campaign_sends" not in materialized
     assert "dim_customers" not in materialized
     assert _outbox_count(s) == before
+    _assert_alerted(world, result, "check:raw/orders/fresh_within_window", "freshness")
 
 
 def test_fifteen_days_later_the_world_shows_each_campaigns_measured_lift(world):
@@ -272,3 +313,13 @@ def test_fifteen_days_later_the_world_shows_each_campaigns_measured_lift(world):
     assert first["lift_ci_low"] <= first["true_lift_of_audience"] <= first["lift_ci_high"]
     assert first["lift"] > first["random_targeting_lift"]
     assert (s.reports_dir / "campaign_results" / "campaign_lift.png").exists()
+
+    # the recovery run resolves every incident the drills opened, once, in the alert log
+    from orchestration.core.alerting.evaluate import alert_book_path
+    from orchestration.core.alerting.incidents import IncidentBook
+
+    resolved = {a.incident_key for a in _alerts(world, result) if a.status == "resolved"}
+    assert world.get("alert_keys", set()) <= resolved
+    last = {x["incident_key"]: x["status"] for x in _alert_log(s)}
+    assert all(last[key] == "resolved" for key in world.get("alert_keys", set()))
+    assert IncidentBook(alert_book_path(s.data_dir)).open_incidents() == []
