@@ -3,11 +3,13 @@
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
 from orchestration.defs import (
+    alerts,
     campaigns,
     delivery,
     features,
     jobs,
     model,
+    model_sensors,
     observability,
     raw_data,
     results,
@@ -36,11 +38,14 @@ defs = Definitions(
         features.features_cover_candidates,
         features.online_store_fresh,
         model.champion_beats_random,
+        model.challenger_promotion_gate,
         targeting.audience_compliant,
+        targeting.canary_guardrails,
         campaigns.all_campaign_files_valid,
     ],
-    jobs=[jobs.campaign_pipeline],
+    jobs=[jobs.campaign_pipeline, model_sensors.retrain_model],
     schedules=[jobs.daily_campaign_schedule],
+    sensors=[*alerts.campaign_alerts_sensors, model_sensors.retraining_sensor],
     resources=build_resources(),
     # One process runs the steps in order: no 5-9 s subprocess start per step, and never two
     # writers of the DuckDB warehouse inside a run.

@@ -44,6 +44,20 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
 
 
+# The uplift learners (orchestration.core.uplift_learners.LEARNERS; duplicated so that reading the
+# settings never imports LightGBM; a unit test keeps the two in step).
+LEARNERS: tuple[str, ...] = ("two_model", "class_transformation", "response")
+
+
+def _env_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default)
+    if value not in allowed:
+        raise ValueError(
+            f"environment variable {name}={value!r} is not valid; choose one of {', '.join(allowed)}"
+        )
+    return value
+
+
 def _parse_utc(raw: str) -> datetime:
     try:
         value = datetime.fromisoformat(raw)
@@ -91,6 +105,14 @@ class Settings:
     # whole pipeline (world generation, dbt's decision day, freshness, decisions), so a
     # simulation or a drill can move a world through days in minutes.
     world_now: datetime | None = None
+    # Model lifecycle: the learner uplift_model trains (CAMPAIGN_LEARNER), the Qini margin a
+    # challenger must beat the champion by to be promoted (CAMPAIGN_PROMOTION_MARGIN), a manual
+    # promotion (CAMPAIGN_PROMOTE_OVERRIDE=<version>) and the measured-lift floor below which the
+    # retraining sensor asks for a new model (CAMPAIGN_MIN_LIFT).
+    learner: str = "two_model"
+    promotion_margin: float = 0.0
+    promote_override: str | None = None
+    min_lift: float = 0.0
 
     def now(self) -> datetime:
         return self.world_now or datetime.now(UTC)
@@ -123,6 +145,10 @@ class Settings:
             world_customers=_env_int("CAMPAIGN_CUSTOMERS", 100_000),
             world_seed=_env_int("CAMPAIGN_SEED", 42),
             thresholds=thresholds,
+            learner=_env_choice("CAMPAIGN_LEARNER", "two_model", LEARNERS),
+            promotion_margin=_env_float("CAMPAIGN_PROMOTION_MARGIN", 0.0),
+            promote_override=_env("CAMPAIGN_PROMOTE_OVERRIDE", "") or None,
+            min_lift=_env_float("CAMPAIGN_MIN_LIFT", 0.0),
         )
 
     # --- where things live under data/ -------------------------------------------------

@@ -7,6 +7,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     MetadataValue,
     Output,
@@ -20,7 +21,6 @@ from orchestration.resources import CampaignSettings
 
 GROUP = "model"
 OWNER = "team:data-science"
-LEARNER = "two_model"
 # Outcome of the synthetic world and of most retail data; Hillstrom's protocol uses has_visited.
 TARGET = "has_converted"
 # The champion that scores the campaigns must rank better than random on its holdout.
@@ -83,9 +83,10 @@ def training_set(
     owners=[OWNER],
     kinds={"mlflow", "lightgbm"},
     description=(
-        "A two-model (T-learner) uplift model trained on treated vs control, evaluated on held-out "
-        "customers (Qini, AUUC, uplift@k with bootstrap intervals), logged to MLflow and "
-        "registered; the first version becomes the champion."
+        "An uplift model (CAMPAIGN_LEARNER: two_model T-learner by default, class_transformation "
+        "or response) trained on treated vs control, evaluated on held-out customers (Qini, AUUC, "
+        "uplift@k with bootstrap intervals), logged to MLflow and registered; the first version "
+        "becomes the champion, later ones the challenger."
     ),
 )
 def uplift_model(
@@ -107,7 +108,7 @@ def uplift_model(
         pd.read_parquet(truth_path) if s.dataset == "synthetic" and truth_path.exists() else None
     )
     curve = s.reports_dir / "model" / f"qini_curve_{context.run.run_id[:8]}.png"
-    result = train_and_evaluate(frame, features, LEARNER, ground_truth=truth, curve_path=curve)
+    result = train_and_evaluate(frame, features, s.learner, ground_truth=truth, curve_path=curve)
     reference = read_feature_rows(
         published_features.path, latest=False, sample_rows=s.thresholds.drift_sample_rows
     )
@@ -180,5 +181,104 @@ def champion_beats_random(context, settings: CampaignSettings) -> AssetCheckResu
             "floor": MIN_CHAMPION_QINI,
             "uplift_at_30": champion.metrics.get("uplift_at_30", float("nan")),
             "mlflow_run_id": champion.run_id,
+        },
+    )
+
+
+@asset_check(
+    asset=uplift_model,
+    name="challenger_promotion_gate",
+    blocking=True,
+    additional_ins={"training_set": AssetIn("training_set")},
+    description=(
+        "Champion and challenger score the same held-out customers of the current training set; "
+        "the challenger is promoted (alias champion moves) when its Qini beats the champion's by "
+        "more than CAMPAIGN_PROMOTION_MARGIN and the paired-bootstrap 95% interval of the "
+        "difference is above 0. Not promoted passes (the champion keeps serving, severity WARN); "
+        "the check fails only when the comparison cannot run. CAMPAIGN_PROMOTE_OVERRIDE=<version> "
+        "forces the alias (tag promoted_by=manual_override)."
+    ),
+)
+def challenger_promotion_gate(
+    context, training_set: str, settings: CampaignSettings
+) -> AssetCheckResult:
+    from orchestration.core.feature_store import FEATURE_SERVICE, feature_names
+    from orchestration.core.model_registry import CHALLENGER, describe_alias, load_alias
+    from orchestration.core.promotion import (
+        apply_promotion,
+        compare_on_holdout,
+        holdout_rows,
+        log_comparison,
+    )
+
+    s = settings.get()
+    challenger = describe_alias(s, CHALLENGER)
+    if challenger is None:
+        outcome = apply_promotion(s, None, s.promote_override)
+        return AssetCheckResult(
+            passed=True,
+            description="first version is the champion"
+            + (
+                f"; manual override: champion is v{outcome.champion_version}"
+                if outcome.changed
+                else ""
+            ),
+            metadata={
+                "promoted": outcome.changed,
+                "champion_version": str(outcome.champion_version),
+            },
+        )
+    champion = describe_alias(s)
+    try:
+        decision = compare_on_holdout(
+            load_alias(s),
+            load_alias(s, CHALLENGER),
+            holdout_rows(pd.read_parquet(training_set)),
+            feature_names(s, FEATURE_SERVICE),
+            margin=s.promotion_margin,
+            champion_version=champion.version if champion else None,
+            challenger_version=challenger.version,
+        )
+    except Exception as exc:  # noqa: BLE001 - a comparison that cannot run fails the check
+        apply_promotion(s, None, s.promote_override)  # a manual override needs no comparison
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=f"cannot compare challenger v{challenger.version} with the champion: {exc}",
+            metadata={"challenger_version": challenger.version, "promoted": False},
+        )
+    log_comparison(s, challenger.run_id, decision)
+    outcome = apply_promotion(s, decision, s.promote_override)
+    promoted = outcome.changed and outcome.champion_version == challenger.version
+    return AssetCheckResult(
+        passed=True,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"challenger v{challenger.version} vs champion v{decision.champion_version}: "
+            f"{decision.reason}; "
+            + (
+                f"champion is now v{outcome.champion_version} ({outcome.promoted_by})"
+                if outcome.changed
+                else "champion keeps serving"
+            )
+        ),
+        metadata={
+            "champion_version": str(decision.champion_version),
+            "challenger_version": challenger.version,
+            "champion_qini": decision.champion_qini,
+            "challenger_qini": decision.challenger_qini,
+            "champion_uplift_at_30": decision.champion_uplift_at_30,
+            "challenger_uplift_at_30": decision.challenger_uplift_at_30,
+            "qini_diff": decision.qini_diff,
+            "qini_diff_ci": f"[{decision.qini_diff_ci_low:.4f}, {decision.qini_diff_ci_high:.4f}]",
+            "qini_diff_ci_low": decision.qini_diff_ci_low,
+            "qini_diff_ci_high": decision.qini_diff_ci_high,
+            "margin": decision.margin,
+            "holdout_rows": decision.holdout_rows,
+            "gate_says_promote": decision.promote,
+            "promoted": promoted,
+            "promoted_by": outcome.promoted_by or "none",
+            "champion_after": str(outcome.champion_version),
+            "severity": "INFO" if promoted else "WARN",
         },
     )

@@ -7,6 +7,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     MetadataValue,
     Output,
@@ -151,6 +152,7 @@ def campaign_decisions(
     gateway: MessagingGateway,
 ) -> Output[DecisionBatch]:
     from orchestration.core.campaigns import load_campaigns
+    from orchestration.core.canary import shares_for_run
     from orchestration.core.decision_store import write_decisions
     from orchestration.core.decisioning import decide_campaigns
     from orchestration.core.gateway.reachability import reachability_flags
@@ -180,7 +182,8 @@ def campaign_decisions(
         decided_at=customer_scores.decided_at,
         run_id=context.run.run_id,
         feature_timestamp=customer_scores.feature_timestamp,
-        canary_shares={c.name: c.challenger_share for c in loaded.campaigns.values()},
+        # configured challenger_share, or 0 while the model's canary is tripped (core/canary.py)
+        canary_shares=shares_for_run(s, loaded.campaigns.values(), scores),
     )
     for error in run.errors.values():
         context.log.error(error)
@@ -288,5 +291,63 @@ def audience_compliant(
             "violations": result.violation_count,
             "compliance_rate": result.compliance_rate,
             **{f"violations_{k}": int(v) for k, v in by_kind.items()},
+        },
+    )
+
+
+@asset_check(
+    asset=campaign_decisions,
+    name="canary_guardrails",
+    blocking=False,
+    additional_ins={"customer_scores": AssetIn("customer_scores")},
+    description=(
+        "Where a challenger scored part of an audience (challenger_share): no scoring errors, its "
+        "scores do not drift from the champion's (KS), no policy violation among the recipients "
+        "it scored. A failure trips the canary (data/model/canary_state.json): the next runs "
+        "score everyone with the champion until a new challenger version appears; an alert is "
+        "recorded."
+    ),
+)
+def canary_guardrails(
+    campaign_decisions: DecisionBatch,
+    customer_scores: ScoringBatch,
+    settings: CampaignSettings,
+    gateway: MessagingGateway,
+) -> AssetCheckResult:
+    from orchestration.core.campaigns import load_campaigns
+    from orchestration.core.canary import load_state, run_canary
+    from orchestration.core.compliance import verify_policy
+    from orchestration.core.policy import load_policy
+
+    s = settings.get()
+    campaigns = load_campaigns(s.campaigns_dir).campaigns.values()
+    decisions = pd.read_parquet(campaign_decisions.path)
+    scores = pd.read_parquet(customer_scores.path)
+
+    def verify(recipients: pd.DataFrame) -> pd.DataFrame:
+        policy = load_policy(s.policy_file).policy
+        history = recent_contacts(
+            gateway.ledger(s), campaign_decisions.decided_at, policy.longest_cap_window_days
+        )
+        return verify_policy(
+            recipients, s.raw_dir, policy, history, campaign_decisions.decided_at
+        ).violations
+
+    outcomes = run_canary(s, decisions, scores, {c.name: c.model.name for c in campaigns}, verify)
+    failed = {model: o.failed for model, o in outcomes.items() if o.failed}
+    tripped = {m: load_state(s, m).tripped for m in {c.model.name for c in campaigns}}
+    return AssetCheckResult(
+        passed=not failed,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            "no canary running"
+            if not outcomes
+            else "; ".join(f"{m}: {', '.join(f) or 'healthy'}" for m, f in failed.items())
+            or f"canary healthy for {', '.join(outcomes)}"
+        ),
+        metadata={
+            "canaries_evaluated": ", ".join(outcomes) or "none",
+            "failed_guardrails": MetadataValue.json(failed) if failed else "none",
+            "tripped": MetadataValue.json(tripped),
         },
     )
