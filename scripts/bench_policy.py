@@ -20,7 +20,13 @@ from orchestration.core.policy import load_policy
 from orchestration.core.policy_engine import CampaignScores, PolicyInputs, evaluate
 from orchestration.settings import POLICY_FILE
 
-ZONES = ["America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Berlin", "Asia/Singapore"]
+ZONES = [
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Singapore",
+]
 
 
 def inputs(n: int, seed: int = 0) -> tuple[PolicyInputs, list[Campaign]]:
@@ -29,7 +35,9 @@ def inputs(n: int, seed: int = 0) -> tuple[PolicyInputs, list[Campaign]]:
     candidates = pd.DataFrame(
         {
             "customer_id": ids,
-            "region": pd.Categorical.from_codes(rng.integers(0, 5, n), ["us-east", "us-west", "eu-west", "eu-central", "apac"]),
+            "region": pd.Categorical.from_codes(
+                rng.integers(0, 5, n), ["us-east", "us-west", "eu-west", "eu-central", "apac"]
+            ),
             "time_zone": pd.Categorical.from_codes(rng.integers(0, 5, n), ZONES),
             "signed_up_at": pd.Timestamp("2025-01-01", tz="UTC"),
         }
@@ -39,12 +47,28 @@ def inputs(n: int, seed: int = 0) -> tuple[PolicyInputs, list[Campaign]]:
         candidates[f"is_{channel}_suppressed"] = rng.random(n) < 0.03
         candidates[f"is_{channel}_reachable"] = rng.random(n) < 0.97
     campaigns = [
-        Campaign(name="email_winback", channel="email", max_sends=n // 20, holdout_share=0.1,
-                 budget={"cost_per_send": 0.002, "value_per_conversion": 45}, priority=1),
-        Campaign(name="sms_flash_sale", channel="sms", max_sends=n // 50, holdout_share=0.1,
-                 budget={"cost_per_send": 0.05, "value_per_conversion": 45}),
-        Campaign(name="push_new_arrivals", channel="push", max_sends=n // 20, holdout_share=0.05,
-                 budget={"cost_per_send": 0.0, "value_per_conversion": 45}),
+        Campaign(
+            name="email_winback",
+            channel="email",
+            max_sends=n // 20,
+            holdout_share=0.1,
+            budget={"cost_per_send": 0.002, "value_per_conversion": 45},
+            priority=1,
+        ),
+        Campaign(
+            name="sms_flash_sale",
+            channel="sms",
+            max_sends=n // 50,
+            holdout_share=0.1,
+            budget={"cost_per_send": 0.05, "value_per_conversion": 45},
+        ),
+        Campaign(
+            name="push_new_arrivals",
+            channel="push",
+            max_sends=n // 20,
+            holdout_share=0.05,
+            budget={"cost_per_send": 0.0, "value_per_conversion": 45},
+        ),
     ]
     versions = np.full(n, "3", dtype=object)
     by = np.full(n, "champion", dtype=object)
@@ -55,7 +79,9 @@ def inputs(n: int, seed: int = 0) -> tuple[PolicyInputs, list[Campaign]]:
             "campaign": "email_winback",
             "customer_id": rng.choice(ids, m),
             "channel": rng.choice(["email", "sms", "push"], m),
-            "send_date": (pd.Timestamp("2026-11-23") - pd.to_timedelta(rng.integers(0, 7, m), "D")).strftime("%Y-%m-%d"),
+            "send_date": (
+                pd.Timestamp("2026-11-23") - pd.to_timedelta(rng.integers(0, 7, m), "D")
+            ).strftime("%Y-%m-%d"),
         }
     )
     decided_at = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
@@ -77,7 +103,10 @@ def main() -> None:
     print(f"building inputs: {built - started:.1f} s")
     print(f"policy evaluation: {evaluated - built:.2f} s")
     for name, row in counts.items():
-        print(f"  {name}: " + ", ".join(f"{k[9:]}={v:,}" for k, v in row.items() if k.startswith("decision_")))
+        print(
+            f"  {name}: "
+            + ", ".join(f"{k[9:]}={v:,}" for k, v in row.items() if k.startswith("decision_"))
+        )
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ class Campaign(BaseModel):
     schedule: str = "0 9 * * *"
     enabled: bool = True
     dry_run: bool = False
+    # When the channel's provider is down (circuit breaker open), use the channel's configured
+    # fallback provider instead of deferring the remaining messages.
+    allow_fallback: bool = False
 
     @field_validator("name")
     @classmethod

@@ -7,9 +7,12 @@ holds is a no-op reported as a duplicate, so a retry after a crash cannot delive
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from orchestration.core.gateway.providers import OutgoingMessage, ProviderResult
+
+__all__ = ["OutboxProvider", "OutgoingMessage", "ProviderResult"]
 
 SCHEMA = """
 create table if not exists messages (
@@ -24,27 +27,9 @@ create table if not exists messages (
 """
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
-    idempotency_key: str
-    campaign: str
-    customer_id: int
-    channel: str
-    address: str
-    template: str
-
-
-@dataclass(frozen=True)
-class ProviderResult:
-    idempotency_key: str
-    accepted: bool
-    duplicate: bool
-    provider_message_id: str | None = None
-    error: str | None = None
-
-
 class OutboxProvider:
     name = "outbox"
+    supports_lookup = True
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -87,6 +72,26 @@ class OutboxProvider:
             return results
         finally:
             con.close()
+
+    def lookup(self, keys: list[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        con = sqlite3.connect(self.path, timeout=60)
+        try:
+            found = set()
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                found.update(
+                    row[0]
+                    for row in con.execute(
+                        "select idempotency_key from messages where idempotency_key in"
+                        f" ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
+        finally:
+            con.close()
+        return {k: f"outbox:{k}" for k in found}
 
     def received(self) -> int:
         con = sqlite3.connect(self.path, timeout=60)

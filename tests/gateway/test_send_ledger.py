@@ -1,31 +1,9 @@
 """The send ledger and outbox: exactly once per (campaign, customer, channel, day)."""
 
-import pandas as pd
-import pytest
-
 from orchestration.core.gateway.dispatch import deliver
 from orchestration.core.gateway.ledger import SendLedger
 from orchestration.core.gateway.outbox import OutboxProvider
-
-
-@pytest.fixture
-def raw_dir(tmp_path):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    pd.DataFrame(
-        {
-            "customer_id": [1, 2, 3, 4],
-            "channel": ["email"] * 4,
-            "address": [f"u{i}@example.com" for i in range(1, 5)],
-            "is_verified": [True, True, True, False],
-            "updated_at": pd.Timestamp("2026-01-01", tz="UTC"),
-        }
-    ).to_parquet(raw / "contact_points.parquet")
-    return raw
-
-
-def _recipients(ids):
-    return pd.DataFrame({"campaign": "c1", "customer_id": ids, "channel": "email"})
+from tests.gateway.raw_world import recipients as _recipients
 
 
 def test_second_run_on_the_same_day_sends_nothing_new(tmp_path, raw_dir):
@@ -75,7 +53,12 @@ def test_customer_without_verified_contact_point_fails_with_a_reason(tmp_path, r
     outbox = OutboxProvider(tmp_path / "outbox.db")
     report = deliver(_recipients([4, 5]), "2026-11-23", "run-a", ledger, outbox, raw_dir)
     assert report.delivered == 0
-    assert report.failures_by_reason == {"no_verified_contact_point": 2}
+    # 4 is opted in without a verified address; 5 has no consent at all (stopped before lookup)
+    assert report.failures_by_reason == {
+        "no_verified_contact_point": 1,
+        "consent_withdrawn_before_dispatch": 1,
+    }
+    assert (report.failed, report.cancelled) == (1, 1)
     assert outbox.received() == 0
 
 
