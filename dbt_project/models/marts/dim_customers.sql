@@ -77,6 +77,7 @@ final as (
         customers.signed_up_at,
         customers.region,
         customers.time_zone,
+        consent_pivoted.consent_updated_at,
 
         -- no consent event on a channel means no consent
         coalesce(consent_pivoted.is_email_opted_in, false) as is_email_opted_in,
@@ -87,9 +88,7 @@ final as (
             as is_suppressed_all_channels,
         coalesce(suppressions_pivoted.is_email_suppressed, false) as is_email_suppressed,
         coalesce(suppressions_pivoted.is_sms_suppressed, false) as is_sms_suppressed,
-        coalesce(suppressions_pivoted.is_push_suppressed, false) as is_push_suppressed,
-
-        consent_pivoted.consent_updated_at
+        coalesce(suppressions_pivoted.is_push_suppressed, false) as is_push_suppressed
 
     from customers
     left join consent_pivoted

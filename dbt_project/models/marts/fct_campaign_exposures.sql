@@ -65,8 +65,9 @@ conversions as (
     from exposure_windows
     inner join known_orders
         on exposure_windows.customer_id = known_orders.customer_id
-        and known_orders.ordered_at >= exposure_windows.exposed_at
-        and known_orders.ordered_at < exposure_windows.attribution_window_ends_at
+        -- the half-open window [exposed_at, attribution_window_ends_at)
+        and exposure_windows.exposed_at <= known_orders.ordered_at
+        and exposure_windows.attribution_window_ends_at > known_orders.ordered_at
     group by exposure_windows.exposure_id
 
 ),
@@ -80,8 +81,9 @@ visits as (
     from exposure_windows
     inner join known_sessions
         on exposure_windows.customer_id = known_sessions.customer_id
-        and known_sessions.occurred_at >= exposure_windows.exposed_at
-        and known_sessions.occurred_at < exposure_windows.attribution_window_ends_at
+        -- the half-open window [exposed_at, attribution_window_ends_at)
+        and exposure_windows.exposed_at <= known_sessions.occurred_at
+        and exposure_windows.attribution_window_ends_at > known_sessions.occurred_at
     group by exposure_windows.exposure_id
 
 ),

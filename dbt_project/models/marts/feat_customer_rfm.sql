@@ -83,8 +83,8 @@ final as (
         cast(coalesce(order_history.count_orders_365d, 0) as bigint) as count_orders_365d,
         cast(coalesce(order_history.sum_amount_90d, 0) as double) as sum_amount_90d,
         cast(coalesce(order_history.sum_amount_365d, 0) as double) as sum_amount_365d,
-        cast(order_history.sum_amount_365d as double)
-            / nullif(order_history.count_orders_365d, 0) as avg_order_amount_365d,
+        cast(order_history.sum_amount_365d as double) / nullif(order_history.count_orders_365d, 0)
+            as avg_order_amount_365d,
         cast(floor({{ days_between('spine.signed_up_at', 'spine.snapshot_at') }}) as bigint)
             as tenure_days
 
