@@ -91,11 +91,20 @@ def run(
     summary_json: Annotated[
         Path | None, typer.Option(help="Also write the summary as JSON here.")
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Raw data source for this run (sets CAMPAIGN_DATASET): synthetic, files or "
+            "hillstrom (the real e-mail campaign, in its own data directory data/hillstrom)."
+        ),
+    ] = None,
 ) -> None:
     """Materialize the whole asset graph (the campaign_pipeline job) and print a summary.
 
     The run is recorded in DAGSTER_HOME, so it shows in the Dagster UI (`make ui`).
     """
+    if dataset is not None:
+        _use_dataset(dataset, customers=customers, drift=drift, as_of=as_of)
     if not os.environ.get("DAGSTER_HOME"):
         _fail(
             "DAGSTER_HOME is not set; run through `make run` or export DAGSTER_HOME=$PWD/data/dagster_home"
@@ -130,6 +139,42 @@ def run(
         _write_summary_json(instance, result.run_id, elapsed, summary_json)
     if not result.success:
         raise typer.Exit(1)
+
+
+def _use_dataset(dataset: str, customers: int | None, drift: float, as_of: str | None) -> None:
+    """Set CAMPAIGN_DATASET for this run; for a public dataset also its own data directory
+    (unless CAMPAIGN_DATA_DIR is set), DAGSTER_HOME (unless set) and the world clock pinned to
+    the end of its data (unless CAMPAIGN_WORLD_NOW is set), and print them."""
+    from orchestration.settings import DATASETS, PROJECT_DIR
+
+    if dataset not in DATASETS:
+        _fail(f"--dataset {dataset!r} is not valid; choose one of {', '.join(DATASETS)}")
+    os.environ["CAMPAIGN_DATASET"] = dataset
+    if dataset != "hillstrom":
+        return
+    if customers is not None or drift:
+        _fail("--customers and --drift shape the synthetic world; Hillstrom is real data")
+    if not os.environ.get("CAMPAIGN_DATA_DIR", "").strip():
+        os.environ["CAMPAIGN_DATA_DIR"] = str(PROJECT_DIR / "data" / dataset)
+    data_dir = Path(os.environ["CAMPAIGN_DATA_DIR"]).resolve()
+    if not os.environ.get("DAGSTER_HOME", "").strip():
+        os.environ["DAGSTER_HOME"] = str(data_dir / "dagster_home")
+    from orchestration.core.datasets.hillstrom import PIPELINE_AS_OF, pipeline_world_now
+
+    if os.environ.get("CAMPAIGN_WORLD_NOW", "").strip():
+        clock = f"{os.environ['CAMPAIGN_WORLD_NOW']} (CAMPAIGN_WORLD_NOW, set by you)"
+    else:
+        anchor = datetime.fromisoformat(as_of).astimezone(UTC) if as_of else PIPELINE_AS_OF
+        os.environ["CAMPAIGN_WORLD_NOW"] = pipeline_world_now(anchor).isoformat()
+        clock = (
+            f"{os.environ['CAMPAIGN_WORLD_NOW']} (pinned: the end of the Hillstrom data + 1 h, "
+            "so the outcome window has closed and decisions are made as of the end of the data)"
+        )
+    settings = Settings.from_env()
+    console.print(
+        f"[bold]dataset[/] hillstrom: data {data_dir}, target {settings.target}\n"
+        f"[bold]world clock[/] {clock}"
+    )
 
 
 @app.command()
@@ -378,6 +423,10 @@ def _print_summary(instance, run_id: str, elapsed: float | None) -> None:
         )
         if "oracle_ratio_qini" in model:
             line += f", qini/oracle {model['oracle_ratio_qini']:.2f}"
+        elif "oracle_ratio" in model:
+            line += f", qini/oracle {model['oracle_ratio']}"
+        if "target" in model:
+            line += f" (dataset {model.get('dataset')}, target {model['target']})"
         console.print(line)
     scores = result.metadata("customer_scores")
     if scores:

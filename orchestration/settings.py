@@ -21,6 +21,7 @@ DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 FEATURE_REPO_DIR = PROJECT_DIR / "feature_repo"
 CAMPAIGNS_DIR = PROJECT_DIR / "campaigns"
 POLICY_FILE = PROJECT_DIR / "policies" / "global_policy.yaml"
+GATEWAY_CONFIG = PROJECT_DIR / "config" / "gateway.yaml"
 
 
 def _env(name: str, default: str) -> str:
@@ -47,6 +48,16 @@ def _env_int(name: str, default: int) -> int:
 # The uplift learners (orchestration.core.uplift_learners.LEARNERS; duplicated so that reading the
 # settings never imports LightGBM; a unit test keeps the two in step).
 LEARNERS: tuple[str, ...] = ("two_model", "class_transformation", "response")
+# Where the raw data comes from (CAMPAIGN_DATASET): the generated world, a team's own Parquet
+# files in data/raw, or the public Hillstrom e-mail campaign (orchestration.core.datasets).
+DATASETS: tuple[str, ...] = ("synthetic", "files", "hillstrom")
+# Outcomes of fct_campaign_exposures a model can learn (CAMPAIGN_TARGET).
+TARGETS: tuple[str, ...] = ("has_converted", "has_visited")
+
+
+def default_target(dataset: str) -> str:
+    """The outcome a dataset's protocol models: Hillstrom's is the visit (conversions are rare)."""
+    return "has_visited" if dataset == "hillstrom" else "has_converted"
 
 
 def _env_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -94,10 +105,14 @@ class Settings:
     feature_repo_dir: Path = FEATURE_REPO_DIR
     campaigns_dir: Path = CAMPAIGNS_DIR
     policy_file: Path = POLICY_FILE
+    # Providers per channel, retries, breaker (CAMPAIGN_GATEWAY_CONFIG to use another file).
+    gateway_config: Path = GATEWAY_CONFIG
     mlflow_tracking_uri: str = ""
     model_name: str = "uplift_model"
     # Synthetic world defaults (the raw data asset's run config can override them).
     dataset: str = "synthetic"
+    # The outcome the uplift model learns (CAMPAIGN_TARGET; default_target(dataset) if unset).
+    target: str = "has_converted"
     world_customers: int = 100_000
     world_seed: int = 42
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -134,14 +149,17 @@ class Settings:
             online_stale_share=_env_float("CAMPAIGN_ONLINE_STALE_SHARE_THRESHOLD", 0.01),
         )
         world_now = _env("CAMPAIGN_WORLD_NOW", "")
+        dataset = _env_choice("CAMPAIGN_DATASET", "synthetic", DATASETS)
         return cls(
             world_now=_parse_utc(world_now) if world_now else None,
             data_dir=data_dir,
             campaigns_dir=campaigns_dir,
             policy_file=policy_file,
+            gateway_config=Path(_env("CAMPAIGN_GATEWAY_CONFIG", str(GATEWAY_CONFIG))).resolve(),
             mlflow_tracking_uri=mlflow_uri,
             model_name=_env("CAMPAIGN_MODEL_NAME", "uplift_model"),
-            dataset=_env("CAMPAIGN_DATASET", "synthetic"),
+            dataset=dataset,
+            target=_env_choice("CAMPAIGN_TARGET", default_target(dataset), TARGETS),
             world_customers=_env_int("CAMPAIGN_CUSTOMERS", 100_000),
             world_seed=_env_int("CAMPAIGN_SEED", 42),
             thresholds=thresholds,

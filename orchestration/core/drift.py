@@ -3,6 +3,9 @@
 Evidently on large frames is slow and memory hungry, so both sides are sampled to a stated size
 (the sample size is part of the result and of the report). Columns that trend with time by
 construction (tenure) are left out: they drift every day without anything being wrong.
+Columns empty on both sides (a signal the source does not have, e.g. e-mail clicks in a dataset
+without e-mail events) cannot be tested and cannot have moved: they are left out and named in
+the result; a column empty on one side only counts as drifted (the signal appeared or vanished).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class DriftResult:
     sample_rows: int
     columns: list[str] = field(default_factory=list)
     report_path: Path | None = None
+    # empty on both sides: not tested (nothing to compare), not counted in the share
+    empty_columns: list[str] = field(default_factory=list)
 
     def is_below(self, threshold: float) -> bool:
         return self.drift_share < threshold
@@ -78,7 +83,16 @@ def measure_feature_drift(
         raise ValueError(f"drift columns missing from the frames: {missing}")
     ref = _as_numeric(_sample(reference[columns], sample_rows, seed))
     cur = _as_numeric(_sample(current[columns], sample_rows, seed + 1))
-    snapshot = Report([DataDriftPreset(columns=columns)]).run(current_data=cur, reference_data=ref)
+    ref_empty = {c for c in columns if ref[c].isna().all()}
+    cur_empty = {c for c in columns if cur[c].isna().all()}
+    empty = sorted(ref_empty & cur_empty)
+    one_sided = sorted(ref_empty ^ cur_empty)
+    tested = [c for c in columns if c not in ref_empty | cur_empty]
+    if not tested:
+        raise ValueError(f"no drift column has values on both sides: {columns}")
+    snapshot = Report([DataDriftPreset(columns=tested)]).run(
+        current_data=cur[tested], reference_data=ref[tested]
+    )
     metrics = snapshot.dict()["metrics"]
     share = 0.0
     scores: dict[str, float] = {}
@@ -95,6 +109,9 @@ def measure_feature_drift(
             methods[column] = str(config.get("method"))
             thresholds[column] = float(config.get("threshold"))
     drifted = sorted(c for c, v in scores.items() if v >= thresholds[c])
+    if one_sided:  # a signal that appeared or vanished has drifted, whatever its values
+        drifted = sorted({*drifted, *one_sided})
+        share = (share * len(tested) + len(one_sided)) / (len(tested) + len(one_sided))
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         snapshot.save_html(str(report_path))
@@ -109,4 +126,5 @@ def measure_feature_drift(
         sample_rows=sample_rows,
         columns=list(columns),
         report_path=report_path,
+        empty_columns=empty,
     )

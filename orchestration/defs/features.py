@@ -138,6 +138,7 @@ def drift_share_below_threshold(
             "drift_share": result.drift_share,
             "threshold": threshold,
             "drifted_columns": ", ".join(result.drifted_columns) or "none",
+            "untested_empty_columns": ", ".join(result.empty_columns) or "none",
             "reference": reference_name,
             "sample_rows_per_side": result.sample_rows,
             "reference_rows": result.reference_rows,

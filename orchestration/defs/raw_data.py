@@ -2,7 +2,9 @@
 
 The source is configuration (``CAMPAIGN_DATASET``): ``synthetic`` generates a seeded world with a
 known treatment effect; ``files`` takes Parquet files a team put in ``data/raw/`` (or exported
-from its systems) and only validates them against the contract.
+from its systems) and only validates them against the contract; ``hillstrom`` fetches the public
+Hillstrom e-mail campaign and maps it into the contract (no ground truth, no feedback: see
+``orchestration.core.datasets.landing``).
 """
 
 import hashlib
@@ -83,11 +85,32 @@ def _file_digest(path: Path) -> str:
 )
 def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: CampaignSettings):
     """Land the raw tables (generate the synthetic world, or validate a team's own files)."""
+    from orchestration.core.datasets.landing import claim_data_dir, land_hillstrom
     from orchestration.core.raw_validation import require_valid_raw
+    from orchestration.settings import DATASETS
 
     s = settings.get()
+    if s.dataset not in DATASETS:
+        raise ValueError(
+            f"CAMPAIGN_DATASET={s.dataset!r} is not supported; choose one of {', '.join(DATASETS)}"
+        )
     extra: dict[str, object] = {"dataset": s.dataset}
-    if s.dataset == "synthetic":
+    if s.dataset == "hillstrom":
+        extra.update(
+            land_hillstrom(
+                s,
+                as_of=datetime.fromisoformat(config.as_of).astimezone(UTC)
+                if config.as_of
+                else None,
+                seed=config.seed,
+            )
+        )
+        context.log.info(
+            f"mapped the Hillstrom campaign into {s.raw_dir} (as of {extra['as_of']}); "
+            f"world clock {s.now().isoformat()}"
+        )
+    elif s.dataset == "synthetic":
+        claim_data_dir(s.data_dir, "synthetic")
         from orchestration.core.synthetic_world import WorldSpec, generate_world
         from orchestration.core.world_feedback import apply_feedback, feedback_path, load_feedback
 
@@ -119,10 +142,8 @@ def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: Ca
         context.log.info(
             f"generated a world of {spec.customers} customers in {summary.seconds:.1f}s"
         )
-    elif s.dataset != "files":
-        raise ValueError(
-            f"CAMPAIGN_DATASET={s.dataset!r} is not supported; use 'synthetic' or 'files'"
-        )
+    else:
+        claim_data_dir(s.data_dir, "files")
     require_valid_raw(s.raw_dir, now=s.now())
 
     import pyarrow.parquet as pq

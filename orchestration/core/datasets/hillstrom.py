@@ -143,6 +143,15 @@ TIME_ZONE = "America/New_York"  # a US retailer; the data has no location beyond
 REGIONS: dict[str, str] = _ZIP_CODE_NAMES  # customers.region, spelled correctly
 NON_NEWBIE_SIGNUP_SPAN_YEARS = 3  # non-newbies signed up 1 to 4 years before the campaign
 
+# --- the pipeline's clock (``campaign run --dataset hillstrom``) ------------------------------
+# Hillstrom gives no dates, so the mapping invents them around ``as_of``. The pipeline anchors it
+# at a fixed moment (every run writes the same raw files) and pins the world clock to one hour
+# after the 14-day outcome window closed (:func:`pipeline_world_now`): every outcome is known,
+# the newest event is at most about an hour old, and the decisions are made as of the end of the
+# data, where nothing later exists. 2008 is the year the data was published; the day is invented.
+PIPELINE_AS_OF = datetime(2008, 5, 1, tzinfo=UTC)
+PIPELINE_CLOCK_LAG = timedelta(hours=1)
+
 _DAY = 86_400
 _MONTH = round(365.25 / 12 * _DAY)  # recency is in months
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -635,6 +644,16 @@ def to_raw_contract(
     for table in RAW_TABLES:
         _write(tables[table.name], raw_path(raw_dir, table))
     return {name: table.num_rows for name, table in tables.items()}
+
+
+def end_of_data(as_of: datetime) -> datetime:
+    """When the outcome window of :func:`to_raw_contract`'s exposure closes: no event is later."""
+    return as_of - timedelta(days=EXPOSURE_DAYS_BEFORE_AS_OF - OUTCOME_WINDOW_DAYS)
+
+
+def pipeline_world_now(as_of: datetime = PIPELINE_AS_OF) -> datetime:
+    """The world clock of a pipeline run on Hillstrom mapped at ``as_of``: end of data + 1 h."""
+    return end_of_data(as_of) + PIPELINE_CLOCK_LAG
 
 
 def format_interval(figures: dict[str, Any], key: str, digits: int = 4) -> str:
