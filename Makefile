@@ -9,6 +9,11 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
+# DATASET=hillstrom runs on the real Hillstrom campaign, in its own data directory (never mixed
+# with the synthetic world's warehouse) unless CAMPAIGN_DATA_DIR is set.
+ifeq ($(DATASET),hillstrom)
+export CAMPAIGN_DATA_DIR ?= $(CURDIR)/data/hillstrom
+endif
 export CAMPAIGN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CAMPAIGN_DATA_DIR)/dagster_home
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CAMPAIGN_DATA_DIR)/mlflow/mlflow.db
@@ -34,8 +39,8 @@ setup: $(VENV)/.synced ## create the environment from the lock file (idempotent)
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=100000)
-	$(BIN)/campaign run --customers $(CUSTOMERS)
+run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=100000; DATASET=hillstrom)
+	$(BIN)/campaign run$(if $(DATASET), --dataset $(DATASET))$(if $(filter hillstrom files,$(DATASET)),, --customers $(CUSTOMERS))
 
 test: setup browser ## run the test suite (what CI runs)
 	$(BIN)/pytest -m "not slow" -q
@@ -59,10 +64,13 @@ mlflow: setup ## MLflow UI on http://127.0.0.1:5000
 
 bench: setup ## time the pipeline at 100k and 1M customers (per-stage seconds, peak memory)
 	$(BIN)/python scripts/bench_pipeline.py --customers 100000 1000000
+	$(BIN)/python scripts/bench_policy.py
+	$(BIN)/python scripts/bench_gateway.py --messages 100000 --batch 500
 
-lint: setup ## ruff + sqlfluff
+lint: setup ## ruff + sqlfluff (exits non-zero on any finding)
 	$(BIN)/ruff check orchestration tests feature_repo scripts
 	$(BIN)/ruff format --check orchestration tests feature_repo scripts
+	cd dbt_project && ../$(BIN)/sqlfluff lint models
 
 format: setup
 	$(BIN)/ruff format orchestration tests feature_repo scripts

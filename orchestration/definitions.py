@@ -12,6 +12,7 @@ from orchestration.defs import (
     model_sensors,
     observability,
     raw_data,
+    reports,
     results,
     targeting,
     warehouse,
@@ -30,6 +31,7 @@ defs = Definitions(
             delivery,
             observability,
             results,
+            reports,
         ]
     ),
     asset_checks=[
@@ -43,8 +45,8 @@ defs = Definitions(
         targeting.canary_guardrails,
         campaigns.all_campaign_files_valid,
     ],
-    jobs=[jobs.campaign_pipeline, model_sensors.retrain_model],
-    schedules=[jobs.daily_campaign_schedule],
+    jobs=[jobs.campaign_pipeline, model_sensors.retrain_model, delivery.dispatch_due_messages],
+    schedules=[jobs.daily_campaign_schedule, delivery.hourly_dispatch_schedule],
     sensors=[*alerts.campaign_alerts_sensors, model_sensors.retraining_sensor],
     resources=build_resources(),
     # One process runs the steps in order: no 5-9 s subprocess start per step, and never two

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 
+from orchestration.core.gateway.config import GatewayConfig, load_gateway_config
 from orchestration.core.gateway.ledger import SendLedger
-from orchestration.core.gateway.outbox import OutboxProvider
 from orchestration.dbt_project import campaign_dbt_project, dbt_executable
 from orchestration.settings import Settings
 
@@ -23,13 +23,14 @@ class CampaignSettings(ConfigurableResource):
 
 
 class MessagingGateway(ConfigurableResource):
-    """The send ledger and the provider (the local outbox by default)."""
+    """The send ledger and the providers of each channel (``config/gateway.yaml``; every channel
+    to the local outbox by default)."""
 
     def ledger(self, settings: Settings) -> SendLedger:
         return SendLedger(settings.gateway_dir / "ledger.db")
 
-    def provider(self, settings: Settings) -> OutboxProvider:
-        return OutboxProvider(settings.gateway_dir / "outbox.db")
+    def config(self, settings: Settings) -> GatewayConfig:
+        return load_gateway_config(settings.gateway_config)
 
 
 def build_resources() -> dict[str, object]:

@@ -75,8 +75,16 @@ def main() -> None:
         if model:
             print(
                 f"   model: qini {model.get('qini'):.4f} {model.get('qini_ci')}, uplift@30 "
-                f"{model.get('uplift_at_30'):.4f} {model.get('uplift_at_30_ci')}, "
+                f"{model.get('uplift_at_30'):.4f} {model.get('uplift_at_30_ci')}, auuc "
+                f"{model.get('auuc', float('nan')):.4f} {model.get('auuc_ci')}, "
                 f"oracle ratio {model.get('oracle_ratio_qini', float('nan')):.2f}"
+            )
+        sends = r["materializations"].get("campaign_sends", {})
+        if sends:
+            print(
+                f"   sends: delivered {sends.get('delivered')}, deferred {sends.get('deferred')}, "
+                f"failed {sends.get('failed')}, cancelled {sends.get('cancelled')}, provider p50 "
+                f"{sends.get('provider_latency_p50_ms')} ms, breaker {sends.get('breaker_state')}"
             )
         failed = [f"{c['asset']}:{c['check']}" for c in r["checks"] if not c["passed"]]
         print(f"   checks: {len(r['checks'])} evaluated, failed: {failed or 'none'}")

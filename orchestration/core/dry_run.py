@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestration.core.campaigns import Campaign, load_campaign_file, load_campaigns
+from orchestration.core.canary import shares_for_run
 from orchestration.core.decision_store import RecipientDiff, diff_recipients, last_live_decisions
 from orchestration.core.decisioning import decide_campaigns
 from orchestration.core.gateway.ledger import SendLedger
@@ -74,9 +75,10 @@ def dry_run(
     else:
         history = pd.DataFrame(columns=columns)
     live = [c for c in campaigns.values() if not c.dry_run or c.name in changed]
+    scores = pd.read_parquet(scores_path)
     run = decide_campaigns(
         candidates=candidates,
-        scores=pd.read_parquet(scores_path),
+        scores=scores,
         campaigns=[c.model_copy(update={"dry_run": False}) for c in live],
         policy=policy,
         contact_history=history,
@@ -87,7 +89,8 @@ def dry_run(
         decided_at=decided_at,
         run_id="dry-run",
         feature_timestamp=None,
-        canary_shares={c.name: c.challenger_share for c in live},
+        # a tripped canary is off in a dry run too
+        canary_shares=shares_for_run(settings, live, scores),
     )
     diffs: dict[str, RecipientDiff] = {}
     recipients: dict[str, int] = {}
