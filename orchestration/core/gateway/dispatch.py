@@ -286,8 +286,10 @@ class Gateway:
 
     def _dispatch(self, claimed: list[DueMessage], report: DeliveryReport) -> None:
         outcomes: list[Outcome] = []
-        live = [m for m in claimed if self.campaign_is_live(m.campaign)]
-        stopped = [m for m in claimed if not self.campaign_is_live(m.campaign)]
+        # asked once per campaign and batch: the answer may read campaign files
+        is_live = {name: self.campaign_is_live(name) for name in {m.campaign for m in claimed}}
+        live = [m for m in claimed if is_live[m.campaign]]
+        stopped = [m for m in claimed if not is_live[m.campaign]]
         for m in stopped:
             outcomes.append((m.idempotency_key, CANCELLED, "", None, "campaign_disabled"))
         report.cancelled += len(stopped)
