@@ -21,6 +21,9 @@ CHANNELS: tuple[str, ...] = ("email", "sms", "push")
 ARMS: tuple[str, ...] = ("treatment", "control")
 ENGAGEMENT_EVENT_TYPES: tuple[str, ...] = ("open", "click", "dismiss", "session")
 SUPPRESSION_REASONS: tuple[str, ...] = ("hard_bounce", "complaint", "legal_request", "fraud")
+# What an order bought and where it was placed (both optional: null when the source does not say).
+ORDER_CATEGORIES: tuple[str, ...] = ("mens", "womens", "other")
+SALES_CHANNELS: tuple[str, ...] = ("web", "phone", "store")
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -111,11 +114,19 @@ ORDERS = RawTable(
             ("customer_id", pa.int64()),
             ("amount", pa.float64()),
             ("ordered_at", TIMESTAMP),
+            ("category", pa.string()),
+            ("sales_channel", pa.string()),
         ]
     ),
     primary_key=("order_id",),
     time_column="ordered_at",
-    description="Purchases with their amount (one currency).",
+    description=(
+        "Purchases with their amount (one currency), optionally what was bought (category: "
+        "mens, womens or other) and where (sales_channel: web, phone or store); both null when "
+        "the source does not record them."
+    ),
+    allowed_values=(("category", ORDER_CATEGORIES), ("sales_channel", SALES_CHANNELS)),
+    nullable=("category", "sales_channel"),  # null: not recorded by the source
 )
 
 ENGAGEMENT_EVENTS = RawTable(

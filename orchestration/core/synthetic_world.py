@@ -16,10 +16,12 @@ next chunk is generated), so memory stays bounded (10M customers: about 1.3 GB p
 on two cores) and the output depends only on the spec, never on the machine. The same spec gives
 byte-identical files. Times are whole seconds, all strictly before ``as_of``.
 
-Behaviour: orders are a Poisson process per customer; opens, clicks and dismissals arrive on a
-channel only while the customer is opted in on it (at most one consent change per channel);
-sessions need no channel. Separate random streams per purpose mean a drift drill (``drift > 0``)
-changes only the last 30 days: everything before is the same world.
+Behaviour: orders are a Poisson process per customer, each with a category and a sales channel
+drawn from a fixed mix (``ORDER_CATEGORY_WEIGHTS``, ``SALES_CHANNEL_WEIGHTS``: no uplift signal
+in them); opens, clicks and dismissals arrive on a channel only while the customer is opted in
+on it (at most one consent change per channel); sessions need no channel. Separate random
+streams per purpose mean a drift drill (``drift > 0``) changes only the last 30 days: everything
+before is the same world.
 
 Past campaigns: for each campaign the eligible customers (signed up before the campaign day, opted
 in on its channel and not suppressed at their send time, with a verified contact point on the
@@ -59,8 +61,10 @@ from orchestration.core.raw_contract import (
     CUSTOMERS,
     ENGAGEMENT_EVENT_TYPES,
     ENGAGEMENT_EVENTS,
+    ORDER_CATEGORIES,
     ORDERS,
     RAW_TABLES,
+    SALES_CHANNELS,
     SUPPRESSION_REASONS,
     SUPPRESSIONS,
     TIMESTAMP,
@@ -68,7 +72,7 @@ from orchestration.core.raw_contract import (
 
 # --- scale and time ---------------------------------------------------------------------------
 CHUNK_CUSTOMERS = 250_000  # customers per chunk; fixed so the output never depends on memory
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: orders carry category and sales_channel
 
 
 SIGNUP_SPAN_DAYS = 3 * 365  # customers signed up within the last three years ...
@@ -121,6 +125,11 @@ ENGAGEMENT_SIGMA = 0.5  # lognormal spread of open/click, dismiss and session pr
 AMOUNT_MEDIAN = 50.0  # typical customer's mean order amount (EUR)
 AMOUNT_CUSTOMER_SIGMA = 0.35
 AMOUNT_ORDER_SIGMA = 0.45
+# what an order bought and where (independent of the customer: a plain mix)
+ORDER_CATEGORY_WEIGHTS = {"mens": 0.45, "womens": 0.45, "other": 0.10}
+SALES_CHANNEL_WEIGHTS = {"web": 0.60, "phone": 0.25, "store": 0.15}
+assert tuple(ORDER_CATEGORY_WEIGHTS) == ORDER_CATEGORIES
+assert tuple(SALES_CHANNEL_WEIGHTS) == SALES_CHANNELS
 
 # --- consent, contact points, suppressions ----------------------------------------------------
 SIGNUP_OPT_IN = {"email": 0.75, "sms": 0.35, "push": 0.50}
@@ -175,6 +184,7 @@ WORLD_FILE = "world.json"
 # Independent random streams per chunk: changing drift only changes the drift-period draws.
 _S_CUSTOMERS, _S_LATENT, _S_CONSENT, _S_CONTACT, _S_SUPPRESS, _S_CAMPAIGN = range(6)
 _S_ORDERS, _S_ORDERS_DRIFT, _S_CONVERSIONS, _S_AMOUNTS, _S_EVENTS, _S_EVENTS_DRIFT = range(6, 12)
+_S_ORDER_KINDS = 12
 
 
 @dataclass(frozen=True)
@@ -563,8 +573,18 @@ def _generate_chunk(
     rng = _rng(seed, chunk, _S_AMOUNTS)
     mu = np.log(amount_mean[o_idx]) - 0.5 * AMOUNT_ORDER_SIGMA**2
     amount = np.maximum(np.round(rng.lognormal(mu, AMOUNT_ORDER_SIGMA), 2), 1.0)
+    rng = _rng(seed, chunk, _S_ORDER_KINDS)
+    category = _choice(rng, o_idx.size, tuple(ORDER_CATEGORY_WEIGHTS.values()))
+    sales_channel = _choice(rng, o_idx.size, tuple(SALES_CHANNEL_WEIGHTS.values()))
     orders = pa.table(
-        [_ids(ids.order_id, o_idx.size), pa.array(cust[o_idx]), pa.array(amount), _ts(o_at)],
+        [
+            _ids(ids.order_id, o_idx.size),
+            pa.array(cust[o_idx]),
+            pa.array(amount),
+            _ts(o_at),
+            _strings(category, ORDER_CATEGORIES),
+            _strings(sales_channel, SALES_CHANNELS),
+        ],
         schema=ORDERS.schema,
     )
     ids.order_id += o_idx.size

@@ -133,6 +133,9 @@ def apply_feedback(
             .round(2)
             .to_numpy(),
             "ordered_at": at[landed].dt.floor("s").to_numpy(),
+            # the outcome draw says nothing about what was bought or where
+            "category": pd.Series([None] * int(landed.sum()), dtype=object),
+            "sales_channel": pd.Series([None] * int(landed.sum()), dtype=object),
         }
     )
     _write(raw_dir, "orders", pd.concat([orders, new_orders], ignore_index=True))

@@ -234,8 +234,11 @@ def test_window_outcomes_reproduce_visit_and_conversion(
 
     all_orders = _read(raw_dir, "orders")
     before = all_orders[all_orders["ordered_at"] < start.loc[all_orders["customer_id"]].to_numpy()]
-    history = before.set_index("customer_id")["amount"].reindex(exposures.index)
+    history = before.groupby("customer_id")["amount"].sum().reindex(exposures.index)
     np.testing.assert_allclose(history.to_numpy(), source["history"].to_numpy())
+    assert before["category"].notna().all() and before["sales_channel"].notna().all()
+    after = all_orders.drop(before.index)  # the conversions: Hillstrom does not say what or where
+    assert after["category"].isna().all() and after["sales_channel"].isna().all()
 
     customers = _read(raw_dir, "customers").set_index("customer_id")
     first_order = all_orders.groupby("customer_id")["ordered_at"].min()
@@ -243,6 +246,69 @@ def test_window_outcomes_reproduce_visit_and_conversion(
     newbies = customers.index[source["newbie"].to_numpy() == 1]
     year_before = start.loc[newbies] - timedelta(days=366)
     assert (customers.loc[newbies, "signed_up_at"] >= year_before).all()
+
+
+def test_pre_period_orders_carry_what_was_bought_and_where(
+    raw: tuple[Path, dict], frame: pd.DataFrame
+) -> None:
+    """Past-year counts by category and sales channel give back mens, womens and channel."""
+    raw_dir, _ = raw
+    exposures = _read(raw_dir, "campaign_exposures").set_index("customer_id")
+    orders = _read(raw_dir, "orders")
+    exposed_at = exposures["exposed_at"].loc[orders["customer_id"]].to_numpy()
+    before = orders[orders["ordered_at"] < exposed_at].reset_index(drop=True)
+    source = frame.set_axis(frame.index + 1).loc[exposures.index]
+
+    def count(column: str, value: str) -> np.ndarray:
+        hit = before[before[column] == value]
+        return hit.groupby("customer_id").size().reindex(exposures.index, fill_value=0).to_numpy()
+
+    mens, womens = source["mens"].to_numpy(), source["womens"].to_numpy()
+    multichannel = (source["channel"] == "Multichannel").to_numpy()
+    n_orders = np.maximum(np.maximum(mens + womens, 1), np.where(multichannel, 2, 1))
+    per_customer = before.groupby("customer_id").size().reindex(exposures.index).to_numpy()
+    np.testing.assert_array_equal(per_customer, n_orders)
+    np.testing.assert_array_equal(count("category", "mens") > 0, mens == 1)
+    np.testing.assert_array_equal(count("category", "womens") > 0, womens == 1)
+    np.testing.assert_array_equal(count("category", "other") > 0, (mens + womens) == 0)
+    web = source["channel"].isin(("Web", "Multichannel")).to_numpy()
+    phone = source["channel"].isin(("Phone", "Multichannel")).to_numpy()
+    np.testing.assert_array_equal(count("sales_channel", "web") > 0, web)
+    np.testing.assert_array_equal(count("sales_channel", "phone") > 0, phone)
+    assert not (before["sales_channel"] == "store").any()
+    # a second order falls in the same recency month as the first, after it
+    months = source["recency"].set_axis(exposures.index)
+    gap = (
+        exposures["exposed_at"].loc[before["customer_id"]].reset_index(drop=True)
+        - before["ordered_at"]
+    )
+    month = pd.Timedelta(days=365.25 / 12)
+    recency = months.loc[before["customer_id"]].to_numpy()
+    assert ((gap > (recency - 1) * month) & (gap <= recency * month)).all()
+
+
+def test_pre_period_orders_pair_categories_with_channels() -> None:
+    rows = pd.DataFrame(
+        {
+            "mens": [1, 1, 0, 1, 0],
+            "womens": [1, 0, 1, 1, 0],
+            "channel": ["Web", "Multichannel", "Phone", "Multichannel", "Web"],
+            "history": [100.0, 50.01, 30.0, 99.99, 10.0],
+        }
+    )
+    position, category, channel, amount = hillstrom.pre_period_orders(rows)
+    assert position.tolist() == [0, 0, 1, 1, 2, 3, 3, 4]
+    assert list(zip(category, channel, strict=True)) == [
+        ("mens", "web"),
+        ("womens", "web"),
+        ("mens", "web"),
+        ("mens", "phone"),
+        ("womens", "phone"),
+        ("mens", "web"),
+        ("womens", "phone"),
+        ("other", "web"),
+    ]
+    np.testing.assert_allclose(amount, [50.0, 50.0, 25.0, 25.01, 30.0, 50.0, 49.99, 10.0])
 
 
 def test_raw_mapping_is_deterministic(tmp_path: Path, frame: pd.DataFrame) -> None:

@@ -43,6 +43,8 @@ orders_before_snapshots as (
         snapshot_windows.snapshot_at,
         orders.ordered_at,
         orders.amount,
+        orders.category,
+        orders.sales_channel,
         orders.ordered_at >= snapshot_windows.window_30d_starts_at as is_within_30d,
         orders.ordered_at >= snapshot_windows.window_90d_starts_at as is_within_90d,
         orders.ordered_at >= snapshot_windows.window_365d_starts_at as is_within_365d
@@ -62,6 +64,14 @@ order_history as (
         count(case when is_within_30d then 1 end) as count_orders_30d,
         count(case when is_within_90d then 1 end) as count_orders_90d,
         count(case when is_within_365d then 1 end) as count_orders_365d,
+        count(case when is_within_365d and category = 'mens' then 1 end)
+            as count_orders_mens_365d,
+        count(case when is_within_365d and category = 'womens' then 1 end)
+            as count_orders_womens_365d,
+        count(case when is_within_365d and sales_channel = 'web' then 1 end)
+            as count_orders_web_365d,
+        count(case when is_within_365d and sales_channel = 'phone' then 1 end)
+            as count_orders_phone_365d,
         sum(case when is_within_90d then amount end) as sum_amount_90d,
         sum(case when is_within_365d then amount end) as sum_amount_365d
 
@@ -81,6 +91,14 @@ final as (
         cast(coalesce(order_history.count_orders_30d, 0) as bigint) as count_orders_30d,
         cast(coalesce(order_history.count_orders_90d, 0) as bigint) as count_orders_90d,
         cast(coalesce(order_history.count_orders_365d, 0) as bigint) as count_orders_365d,
+        cast(coalesce(order_history.count_orders_mens_365d, 0) as bigint)
+            as count_orders_mens_365d,
+        cast(coalesce(order_history.count_orders_womens_365d, 0) as bigint)
+            as count_orders_womens_365d,
+        cast(coalesce(order_history.count_orders_web_365d, 0) as bigint)
+            as count_orders_web_365d,
+        cast(coalesce(order_history.count_orders_phone_365d, 0) as bigint)
+            as count_orders_phone_365d,
         cast(coalesce(order_history.sum_amount_90d, 0) as double) as sum_amount_90d,
         cast(coalesce(order_history.sum_amount_365d, 0) as double) as sum_amount_365d,
         cast(order_history.sum_amount_365d as double) / nullif(order_history.count_orders_365d, 0)

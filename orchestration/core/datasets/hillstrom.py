@@ -497,6 +497,56 @@ def _write(table: pa.Table, path: Path) -> None:
     os.replace(partial, path)
 
 
+# how the purchase channel of the past year maps to the orders' sales channels
+SALES_CHANNELS_BY_PURCHASE_CHANNEL: dict[str, tuple[str, ...]] = {
+    "Web": ("web",),
+    "Phone": ("phone",),
+    "Multichannel": ("web", "phone"),
+}
+
+
+def pre_period_orders(
+    rows: pd.DataFrame,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pre-period orders of Hillstrom rows: ``(position, category, sales_channel, amount)``.
+
+    Hillstrom says what a customer bought in the past year (``mens``, ``womens``) and how
+    (``channel``), not how many orders. The mapping writes the fewest orders that carry all of
+    it: ``k = max(#categories, #sales channels)`` orders (1 or 2), where the categories are the
+    set flags (``mens`` before ``womens``; ``other`` when neither is set) and the sales channels
+    come from :data:`SALES_CHANNELS_BY_PURCHASE_CHANNEL` (Multichannel is one web and one phone
+    order). Order ``i`` takes category ``i mod #categories`` and sales channel ``i mod #sales
+    channels``; for example mens + womens on the web gives (mens, web) and (womens, web), mens
+    only and Multichannel gives (mens, web) and (mens, phone). The orders split ``history``
+    evenly, rounded to the cent, the last taking the remainder so they sum to ``history``.
+
+    ``position`` is the row's position in ``rows`` (ascending, one or two entries per row);
+    category and sales_channel are object arrays of strings.
+    """
+    mens = rows["mens"].to_numpy(dtype=bool)
+    womens = rows["womens"].to_numpy(dtype=bool)
+    multichannel = (rows["channel"] == "Multichannel").to_numpy()
+    n_categories = np.maximum(mens.astype(np.int64) + womens, 1)
+    n_channels = np.where(multichannel, 2, 1)
+    k = np.maximum(n_categories, n_channels)
+    position = np.repeat(np.arange(len(rows), dtype=np.int64), k)
+    i = np.arange(position.size) - np.repeat(np.cumsum(k) - k, k)  # index within the row
+
+    first_category = np.where(mens, "mens", np.where(womens, "womens", "other"))
+    second_category = np.where(mens & womens, "womens", first_category)
+    category = np.where(i == 0, first_category[position], second_category[position])
+    channel = rows["channel"].to_numpy(dtype=object)
+    first_channel = np.array([SALES_CHANNELS_BY_PURCHASE_CHANNEL[c][0] for c in channel])
+    second_channel = np.array([SALES_CHANNELS_BY_PURCHASE_CHANNEL[c][-1] for c in channel])
+    sales_channel = np.where(i == 0, first_channel[position], second_channel[position])
+
+    history = rows["history"].to_numpy(dtype=np.float64)
+    share = np.round(history / k, 2)
+    last = i == k[position] - 1
+    amount = np.where(last, np.round(history - share * (k - 1), 2)[position], share[position])
+    return position, category.astype(object), sales_channel.astype(object), amount
+
+
 def to_raw_contract(
     df: pd.DataFrame, as_of: datetime, raw_dir: Path, seed: int = PROTOCOL_SEED
 ) -> dict[str, int]:
@@ -512,9 +562,15 @@ def to_raw_contract(
     * ``campaign_exposures``: one exposure per customer of campaign ``hillstrom_womens_email`` on
       email, ``treatment`` for Womens E-Mail and ``control`` for No E-Mail, all at
       ``as_of - 60 days`` (whole seconds), so the 14-day outcome window is complete at ``as_of``;
-    * ``orders``: the pre-period history as one order of amount ``history`` (the past year's
-      spend) in the ``recency``-th month before the exposure, plus one order of amount ``spend``
-      for each conversion, in the 14 days after the exposure (after the visit);
+    * ``orders``: the pre-period history (the past year's spend ``history``) in the
+      ``recency``-th month before the exposure, as one order per purchase the row records (see
+      :func:`pre_period_orders`): one per merchandise flag (``category`` mens / womens; "other"
+      when neither flag is set) and one per purchase channel (``sales_channel`` web / phone;
+      Multichannel counts as both), paired up, so a customer has one or two orders that split
+      ``history`` evenly (to the cent, the last order takes the remainder). The first is at a
+      uniform time in that month, the second later in the same month. Plus one order of amount
+      ``spend`` for each conversion, in the 14 days after the exposure (after the visit), with
+      ``category`` and ``sales_channel`` null (Hillstrom does not record them);
     * ``engagement_events``: each visit as one ``session`` (no channel) in those 14 days; so the
       pipeline's ``has_visited`` and ``has_converted`` equal ``visit`` and ``conversion``;
     * ``customers``: region from zip_code (urban, suburban, rural), time zone America/New_York,
@@ -524,8 +580,10 @@ def to_raw_contract(
       ``consent_events``: an email opt-in at sign-up (everyone in the test was mailable);
       ``suppressions``: empty.
 
-    Lost in the mapping (the contract has no place for them): ``mens``/``womens`` (what was
-    bought) and ``channel`` (how). No ground truth is written: the true effect is unknown.
+    So the pipeline's past-year counts by category and sales channel (``feat_customer_rfm``)
+    recover ``mens``, ``womens`` and ``channel``. Lost in the mapping: ``history_segment`` (the
+    band of ``history``, which is kept exactly) and the order count, which Hillstrom does not
+    give. No ground truth is written: the true effect is unknown.
     """
     validate_hillstrom(df)
     if as_of.tzinfo is None or as_of.utcoffset() is None:
@@ -562,17 +620,27 @@ def to_raw_contract(
     conv_start = np.where(visited, session_at, exposed)
     conv_at = conv_start + _offset(rng, exposed + window - conv_start)
 
+    # pre-period orders: one or two per customer (pre_period_orders), the second later in the
+    # same month as the first
+    pre_pos, pre_category, pre_channel, pre_amount = pre_period_orders(rows)
+    second = np.zeros(pre_pos.size, dtype=bool)
+    second[1:] = pre_pos[1:] == pre_pos[:-1]
+    month_end = pre_start + _MONTH
+    pre_order_at = pre_at[pre_pos].copy()
+    if second.any():
+        first_at = pre_at[pre_pos[second]]
+        pre_order_at[second] = first_at + _offset(rng, month_end[pre_pos[second]] - first_at)
+
     # orders sorted by customer and time (ids rise with both)
-    o_customer = np.concatenate([ids, ids[converted]])
-    o_at = np.concatenate([pre_at, conv_at[converted]])
-    o_amount = np.concatenate(
-        [
-            rows["history"].to_numpy(dtype=np.float64),
-            rows["spend"].to_numpy(dtype=np.float64)[converted],
-        ]
-    )
+    n_conv = int(converted.sum())
+    o_customer = np.concatenate([ids[pre_pos], ids[converted]])
+    o_at = np.concatenate([pre_order_at, conv_at[converted]])
+    o_amount = np.concatenate([pre_amount, rows["spend"].to_numpy(dtype=np.float64)[converted]])
+    o_category = np.concatenate([pre_category, np.full(n_conv, None, dtype=object)])
+    o_channel = np.concatenate([pre_channel, np.full(n_conv, None, dtype=object)])
     order = np.lexsort((o_at, o_customer))
     o_customer, o_at, o_amount = o_customer[order], o_at[order], o_amount[order]
+    o_category, o_channel = o_category[order], o_channel[order]
 
     arm = np.where(rows["segment"].to_numpy() == TREATED_SEGMENT, "treatment", "control")
     region = rows["zip_code"].map(REGIONS).to_numpy(dtype=object)
@@ -615,6 +683,8 @@ def to_raw_contract(
                 pa.array(o_customer),
                 pa.array(o_amount),
                 _ts(o_at),
+                pa.array(o_category, pa.string()),
+                pa.array(o_channel, pa.string()),
             ],
             schema=ORDERS.schema,
         ),
@@ -676,6 +746,7 @@ __all__ = [
     "fetch_hillstrom",
     "format_interval",
     "load_hillstrom",
+    "pre_period_orders",
     "protocol_frame",
     "protocol_split",
     "score_protocol",

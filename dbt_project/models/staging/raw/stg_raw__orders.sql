@@ -17,6 +17,10 @@ renamed as (
         ---------- numerics
         cast(amount as double) as amount,
 
+        ---------- text
+        cast(category as varchar) as category,
+        cast(sales_channel as varchar) as sales_channel,
+
         ---------- timestamps
         cast(ordered_at as timestamptz) as ordered_at
 
