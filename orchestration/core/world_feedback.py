@@ -33,6 +33,16 @@ UNSUBSCRIBE_BASE = 0.005
 UNSUBSCRIBE_SLEEPING_DOG = 0.08
 
 
+def _append(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` followed by ``rows``; an empty side is left out so it cannot change dtypes."""
+    if rows.empty:
+        return frame.reset_index(drop=True)
+    if frame.empty:
+        extra = [c for c in rows.columns if c not in frame.columns]
+        return rows.reindex(columns=[*frame.columns, *extra]).reset_index(drop=True)
+    return pd.concat([frame, rows], ignore_index=True)
+
+
 def feedback_path(data_dir: Path) -> Path:
     return Path(data_dir) / "world" / "feedback.parquet"
 
@@ -50,7 +60,7 @@ def record_feedback(path: Path, exposures: pd.DataFrame) -> int:
     current = load_feedback(path)
     incoming = exposures[FEEDBACK_COLUMNS].copy()
     incoming["exposed_at"] = pd.to_datetime(incoming["exposed_at"], utc=True)
-    combined = pd.concat([current, incoming], ignore_index=True)
+    combined = _append(current, incoming)
     combined["exposed_at"] = pd.to_datetime(combined["exposed_at"], utc=True)
     day = combined["exposed_at"].dt.floor("D")
     deduplicated = combined[
@@ -138,7 +148,7 @@ def apply_feedback(
             "sales_channel": pd.Series([None] * int(landed.sum()), dtype=object),
         }
     )
-    _write(raw_dir, "orders", pd.concat([orders, new_orders], ignore_index=True))
+    _write(raw_dir, "orders", _append(orders, new_orders))
 
     segment = truth.loc[fb["customer_id"], "segment"].to_numpy()
     p_unsub = (
@@ -161,7 +171,7 @@ def apply_feedback(
             "consented_at": unsub_at[unsubscribed].dt.floor("s").to_numpy(),
         }
     )
-    _write(raw_dir, "consent_events", pd.concat([consents, new_consents], ignore_index=True))
+    _write(raw_dir, "consent_events", _append(consents, new_consents))
 
     exposures = pd.read_parquet(raw_path(raw_dir, "campaign_exposures"))
     new_exposures = pd.DataFrame(
