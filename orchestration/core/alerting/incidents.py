@@ -28,6 +28,7 @@ from orchestration.core.alerting.notifiers import (
     Notifier,
     utc_iso,
 )
+from orchestration.core.sqlite_tx import immediate_transaction
 
 _COLUMNS = (
     "incident_key, kind, severity, title, opened_at, last_seen_at, resolved_at,"
@@ -121,14 +122,8 @@ class IncidentBook:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as con:
-            con.execute("begin immediate")
-            try:
-                yield con
-            except BaseException:
-                con.execute("rollback")
-                raise
-            con.execute("commit")
+        with self._connect() as con, immediate_transaction(con):
+            yield con
 
     def observe(
         self,

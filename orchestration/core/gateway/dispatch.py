@@ -208,11 +208,6 @@ class AddressBook:
         return {int(cid): address for cid, address in rows}
 
 
-def lookup_addresses(raw_dir: Path, customer_ids: list[int], channel: str) -> dict[int, str]:
-    """Verified addresses for the customers on a channel (one-off lookups)."""
-    return AddressBook(raw_dir).lookup(customer_ids, channel)
-
-
 Outcome = tuple[str, str, str, str | None, str | None]
 
 
@@ -324,7 +319,7 @@ class Gateway:
                 self._send_through(route, messages[start : start + route.batch_size], report)
 
     # --- one batch on one route --------------------------------------------------------
-    def _fail(self, messages: list[DueMessage], reason: str, provider: str, report) -> None:
+    def _fail(self, messages: list, reason: str, provider: str, report) -> None:
         self.ledger.mark([(m.idempotency_key, FAILED, provider, None, reason) for m in messages])
         report.failed += len(messages)
         report.count_failure(reason, len(messages))
@@ -350,11 +345,7 @@ class Gateway:
         if not provider.supports_lookup:
             self._fail(uncertain, UNCONFIRMED, provider.name, report)
             return [m for m in messages if not m.dispatched_at]
-        found = provider.lookup([m.idempotency_key for m in uncertain])
-        self.ledger.mark([(k, DELIVERED, provider.name, found[k], None) for k in sorted(found)])
-        report.reconciled += len(found)
-        report.duplicates_prevented += len(found)
-        report.delivered += len(found)
+        found = self._accept_held(provider, uncertain, report)
         return [m for m in messages if m.idempotency_key not in found]
 
     def _send_through(self, route: Route, messages: list[DueMessage], report) -> None:
@@ -463,21 +454,22 @@ class Gateway:
         """After a timeout the provider may hold the batch: ask before any retry."""
         provider = route.provider
         if not provider.supports_lookup:
-            self.ledger.mark(
-                [(m.idempotency_key, FAILED, provider.name, None, UNCONFIRMED) for m in pending]
-            )
-            report.failed += len(pending)
-            report.count_failure(UNCONFIRMED, len(pending))
+            self._fail(pending, UNCONFIRMED, provider.name, report)
             return []
         try:
-            found = provider.lookup([m.idempotency_key for m in pending])
+            found = self._accept_held(provider, pending, report)
         except ProviderError:
             return pending  # still unknown: the retry goes out with the same keys (provider dedups)
+        return [m for m in pending if m.idempotency_key not in found]
+
+    def _accept_held(self, provider: Provider, messages: list, report: DeliveryReport) -> set[str]:
+        """Ask the provider which of ``messages`` it already holds; record those as delivered."""
+        found = provider.lookup([m.idempotency_key for m in messages])
         self.ledger.mark([(k, DELIVERED, provider.name, found[k], None) for k in sorted(found)])
         report.reconciled += len(found)
         report.duplicates_prevented += len(found)
         report.delivered += len(found)
-        return [m for m in pending if m.idempotency_key not in found]
+        return set(found)
 
     def _record(self, results: list[ProviderResult], provider: str, report) -> None:
         outcomes: list[Outcome] = []

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from orchestration.core.sqlite_tx import immediate_transaction
+
 DUE = "due"
 DELIVERED = "delivered"
 FAILED = "failed"
@@ -130,18 +132,18 @@ class SendLedger:
     @staticmethod
     def _migrate(con: sqlite3.Connection) -> None:
         """Bring a ledger written before deferral and reconciliation to the current schema."""
-        con.execute("begin immediate")
-        con.execute("alter table deliveries rename to deliveries_v1")
-        con.execute(TABLE)
-        con.execute(
-            "insert into deliveries (idempotency_key, campaign, customer_id, channel, send_date,"
-            " run_id, status, provider, provider_message_id, attempts, last_error, claimed_by,"
-            " claimed_at, created_at, updated_at) select idempotency_key, campaign, customer_id,"
-            " channel, send_date, run_id, status, provider, provider_message_id, attempts,"
-            " last_error, claimed_by, claimed_at, created_at, updated_at from deliveries_v1"
-        )
-        con.execute("drop table deliveries_v1")
-        con.execute("commit")
+        with immediate_transaction(con):
+            con.execute("alter table deliveries rename to deliveries_v1")
+            con.execute(TABLE)
+            con.execute(
+                "insert into deliveries (idempotency_key, campaign, customer_id, channel,"
+                " send_date, run_id, status, provider, provider_message_id, attempts, last_error,"
+                " claimed_by, claimed_at, created_at, updated_at) select idempotency_key,"
+                " campaign, customer_id, channel, send_date, run_id, status, provider,"
+                " provider_message_id, attempts, last_error, claimed_by, claimed_at, created_at,"
+                " updated_at from deliveries_v1"
+            )
+            con.execute("drop table deliveries_v1")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -162,14 +164,8 @@ class SendLedger:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as con:
-            con.execute("begin immediate")
-            try:
-                yield con
-            except BaseException:
-                con.execute("rollback")
-                raise
-            con.execute("commit")
+        with self._connect() as con, immediate_transaction(con):
+            yield con
 
     def record_due(self, messages: pd.DataFrame, send_date: str, run_id: str) -> int:
         """Record (campaign, customer_id, channel[, not_before]) rows as due for ``send_date``.

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestration.core.gateway.providers import OutgoingMessage, ProviderResult
+from orchestration.core.sqlite_tx import immediate_transaction
 
 __all__ = ["OutboxProvider", "OutgoingMessage", "ProviderResult"]
 
@@ -45,30 +46,29 @@ class OutboxProvider:
         now = datetime.now(UTC).isoformat()
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            con.execute("begin immediate")
             results = []
-            for m in messages:
-                cursor = con.execute(
-                    "insert or ignore into messages values (?,?,?,?,?,?,?)",
-                    (
-                        m.idempotency_key,
-                        m.campaign,
-                        m.customer_id,
-                        m.channel,
-                        m.address,
-                        m.template,
-                        now,
-                    ),
-                )
-                results.append(
-                    ProviderResult(
-                        idempotency_key=m.idempotency_key,
-                        accepted=True,
-                        duplicate=cursor.rowcount == 0,
-                        provider_message_id=f"outbox:{m.idempotency_key}",
+            with immediate_transaction(con):
+                for m in messages:
+                    cursor = con.execute(
+                        "insert or ignore into messages values (?,?,?,?,?,?,?)",
+                        (
+                            m.idempotency_key,
+                            m.campaign,
+                            m.customer_id,
+                            m.channel,
+                            m.address,
+                            m.template,
+                            now,
+                        ),
                     )
-                )
-            con.execute("commit")
+                    results.append(
+                        ProviderResult(
+                            idempotency_key=m.idempotency_key,
+                            accepted=True,
+                            duplicate=cursor.rowcount == 0,
+                            provider_message_id=f"outbox:{m.idempotency_key}",
+                        )
+                    )
             return results
         finally:
             con.close()
