@@ -42,7 +42,7 @@ setup: $(VENV)/.synced ## create the environment from the lock file (idempotent)
 run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=100000; DATASET=hillstrom)
 	$(BIN)/campaign run$(if $(DATASET), --dataset $(DATASET))$(if $(filter hillstrom files,$(DATASET)),, --customers $(CUSTOMERS))
 
-test: setup browser ## run the test suite (what CI runs)
+test: setup browser lint ## lint, then the test suite (what CI runs)
 	$(BIN)/pytest -m "not slow" -q
 
 browser: ## Debian's Chromium for the UI test (installed with apt-get when missing)
@@ -67,7 +67,8 @@ bench: setup ## time the pipeline at 100k and 1M customers (per-stage seconds, p
 	$(BIN)/python scripts/bench_policy.py
 	$(BIN)/python scripts/bench_gateway.py --messages 100000 --batch 500
 
-lint: setup ## ruff + sqlfluff (exits non-zero on any finding)
+lint: setup ## ruff, the import-layer contracts, sqlfluff (exits non-zero on any finding)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check orchestration tests feature_repo scripts
 	$(BIN)/ruff format --check orchestration tests feature_repo scripts
 	cd dbt_project && ../$(BIN)/sqlfluff lint models

@@ -50,7 +50,7 @@ def generate(
     """Generate the synthetic world as raw Parquet (the raw data contract) with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from orchestration.core.synthetic_world import WorldSpec, generate_world
+    from orchestration.core.world.synthetic import WorldSpec, generate_world
 
     if not 1_000 <= customers <= 10_000_000:
         _fail(f"--customers must be between 1,000 and 10,000,000 (got {customers:,})")
@@ -159,7 +159,7 @@ def _use_dataset(dataset: str, customers: int | None, drift: float, as_of: str |
     data_dir = Path(os.environ["CAMPAIGN_DATA_DIR"]).resolve()
     if not os.environ.get("DAGSTER_HOME", "").strip():
         os.environ["DAGSTER_HOME"] = str(data_dir / "dagster_home")
-    from orchestration.core.datasets.hillstrom import PIPELINE_AS_OF, pipeline_world_now
+    from orchestration.core.world.datasets.hillstrom import PIPELINE_AS_OF, pipeline_world_now
 
     if os.environ.get("CAMPAIGN_WORLD_NOW", "").strip():
         clock = f"{os.environ['CAMPAIGN_WORLD_NOW']} (CAMPAIGN_WORLD_NOW, set by you)"
@@ -257,8 +257,8 @@ def explain(
     ] = None,
 ) -> None:
     """Why did a customer (not) get a campaign on a day? Reads the decisions table."""
-    from orchestration.core.decision_store import explain as explain_decisions
-    from orchestration.core.policy_engine import REASON_TEXT
+    from orchestration.core.decisioning.decision_store import explain as explain_decisions
+    from orchestration.core.decisioning.engine import REASON_TEXT
 
     s = Settings.from_env()
     day = day or datetime.now(UTC).date().isoformat()
@@ -315,9 +315,9 @@ def dry_run_command(
     ] = None,
 ) -> None:
     """What would a campaign or policy change do? Diff against the last live run (+N / -M recipients by reason). Sends nothing."""
-    from orchestration.core.campaigns import CampaignFileError
-    from orchestration.core.dry_run import DryRunError, dry_run
-    from orchestration.core.policy import PolicyFileError
+    from orchestration.core.decisioning.campaigns import CampaignFileError
+    from orchestration.core.decisioning.dry_run import DryRunError, dry_run
+    from orchestration.core.decisioning.policy import PolicyFileError
 
     if campaign_file is None and policy_file is None:
         _fail("give --campaign FILE and/or --policy FILE")
@@ -339,7 +339,7 @@ def dry_run_command(
 
 def _record_metrics(instance, run_id: str) -> None:
     """Every run, failed ones included, lands in the metrics table with its final status."""
-    from orchestration.core.metrics_table import record_run_metrics
+    from orchestration.core.observability.metrics_table import record_run_metrics
     from orchestration.run_summary import seed_metrics, summarize_run
 
     summary = summarize_run(instance, run_id)

@@ -47,7 +47,10 @@ defs = Definitions(
     ],
     jobs=[jobs.campaign_pipeline, model_sensors.retrain_model, delivery.dispatch_due_messages],
     schedules=[jobs.daily_campaign_schedule, delivery.hourly_dispatch_schedule],
-    sensors=[*alerts.campaign_alerts_sensors, model_sensors.retraining_sensor],
+    sensors=[
+        *alerts.campaign_alerts_sensors(jobs.campaign_pipeline),
+        model_sensors.retraining_sensor,
+    ],
     resources=build_resources(),
     # One process runs the steps in order: no 5-9 s subprocess start per step, and never two
     # writers of the DuckDB warehouse inside a run.

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 
-from orchestration.core.gateway.config import GatewayConfig, load_gateway_config
-from orchestration.core.gateway.ledger import SendLedger
+from orchestration.core.delivery.config import GatewayConfig, load_gateway_config
+from orchestration.core.delivery.ledger import SendLedger
 from orchestration.dbt_project import campaign_dbt_project, dbt_executable
 from orchestration.settings import Settings
 

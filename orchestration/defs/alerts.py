@@ -1,4 +1,4 @@
-"""Alerts on finished pipeline runs: a thin shell over ``orchestration.core.alerting``.
+"""Alerts on finished pipeline runs: a thin shell over ``orchestration.core.observability.alerting``.
 
 ``run_facts_from_instance`` reads a run's status, check evaluations and the gateway's breaker
 states from the Dagster event log; ``evaluate_run_alerts`` turns them into alerts through the
@@ -28,7 +28,7 @@ from dagster import (
     run_status_sensor,
 )
 
-from orchestration.core.alerting.evaluate import (
+from orchestration.core.observability.alerting.evaluate import (
     DEFAULT_UI_URL,
     AlertReport,
     CheckFact,
@@ -36,7 +36,6 @@ from orchestration.core.alerting.evaluate import (
     notify_run,
     parse_breaker_state,
 )
-from orchestration.defs import jobs
 from orchestration.settings import Settings
 
 SENDS_ASSET = "campaign_sends"
@@ -127,19 +126,17 @@ def evaluate_run_alerts(
     )
 
 
-def _newer_run_finished(instance: DagsterInstance, run_id: str) -> bool:
+def _newer_run_finished(instance: DagsterInstance, run_id: str, job_name: str) -> bool:
     """A later run already finished: evaluating this one now would re-open what it resolved."""
-    latest = instance.get_runs(
-        filters=RunsFilter(job_name=jobs.campaign_pipeline.name, statuses=FINISHED), limit=1
-    )
+    latest = instance.get_runs(filters=RunsFilter(job_name=job_name, statuses=FINISHED), limit=1)
     return bool(latest) and latest[0].run_id != run_id
 
 
-def _alerts_sensor(status: DagsterRunStatus):
+def _alerts_sensor(status: DagsterRunStatus, job):
     @run_status_sensor(
         run_status=status,
         name=f"campaign_alerts_on_{status.value.lower()}",
-        monitored_jobs=[jobs.campaign_pipeline],
+        monitored_jobs=[job],
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             f"campaign_alerts: evaluates every {status.value} campaign_pipeline run (failed "
@@ -149,7 +146,7 @@ def _alerts_sensor(status: DagsterRunStatus):
     )
     def campaign_alerts(context: RunStatusSensorContext):
         run_id = context.dagster_run.run_id
-        if _newer_run_finished(context.instance, run_id):
+        if _newer_run_finished(context.instance, run_id, job.name):
             return SkipReason(f"run {run_id} is no longer the latest finished run")
         report = evaluate_run_alerts(context.instance, run_id)
         for alert in report.sent:
@@ -165,6 +162,12 @@ def _alerts_sensor(status: DagsterRunStatus):
     return campaign_alerts
 
 
-campaign_alerts_on_success = _alerts_sensor(DagsterRunStatus.SUCCESS)
-campaign_alerts_on_failure = _alerts_sensor(DagsterRunStatus.FAILURE)
-campaign_alerts_sensors = [campaign_alerts_on_success, campaign_alerts_on_failure]
+def campaign_alerts_sensors(job) -> list:
+    """The two run status sensors (success, failure) that alert on every finished run of ``job``.
+
+    ``definitions.py`` hands the job in, so this module never imports another defs module.
+    """
+    return [
+        _alerts_sensor(DagsterRunStatus.SUCCESS, job),
+        _alerts_sensor(DagsterRunStatus.FAILURE, job),
+    ]

@@ -21,8 +21,8 @@ from dagster import (
     multi_asset,
 )
 
-from orchestration.core.campaigns import load_campaigns
-from orchestration.core.run_artifacts import DecisionBatch
+from orchestration.core.decisioning.campaigns import load_campaigns
+from orchestration.defs.run_artifacts import DecisionBatch
 from orchestration.resources import CampaignSettings
 from orchestration.settings import Settings
 
@@ -42,7 +42,7 @@ OWNER = "team:crm"
 def campaign_definitions(
     context: AssetExecutionContext, settings: CampaignSettings
 ) -> MaterializeResult:
-    from orchestration.core.policy import load_policy
+    from orchestration.core.decisioning.policy import load_policy
 
     s = settings.get()
     loaded = load_campaigns(s.campaigns_dir)
@@ -136,7 +136,7 @@ def _audiences(
     context: AssetExecutionContext, campaign_decisions: DecisionBatch, settings: CampaignSettings
 ):
     """Split the run's decisions per campaign, compare with its last live run, check its size."""
-    from orchestration.core.decision_store import diff_recipients, last_live_decisions
+    from orchestration.core.decisioning.decision_store import diff_recipients, last_live_decisions
 
     s = settings.get()
     campaigns = load_campaigns(s.campaigns_dir).campaigns

@@ -1,5 +1,5 @@
 """Sends: each campaign's selected rows go through the messaging gateway, exactly once per
-(campaign, customer, channel, day). A thin shell over ``orchestration.core.gateway``."""
+(campaign, customer, channel, day). A thin shell over ``orchestration.core.delivery``."""
 
 from datetime import date, timedelta
 
@@ -15,12 +15,20 @@ from dagster import (
     define_asset_job,
 )
 
-from orchestration.core.run_artifacts import DecisionBatch
-from orchestration.defs.campaigns import AUDIENCE_SPECS
+from orchestration.defs.run_artifacts import DecisionBatch
 from orchestration.resources import CampaignSettings, MessagingGateway
+from orchestration.settings import Settings
 
 GROUP = "delivery"
 OWNER = "team:crm"
+
+
+def _audience_keys() -> list[AssetKey]:
+    """Every campaign's audience asset (``defs/campaigns.py`` names them ``audience/<name>``)."""
+    from orchestration.core.decisioning.campaigns import load_campaigns
+
+    names = sorted(load_campaigns(Settings.from_env().campaigns_dir).campaigns)
+    return [AssetKey(["audience", name]) for name in names]
 
 
 @asset(
@@ -28,7 +36,7 @@ OWNER = "team:crm"
         AssetKey(["raw", "contact_points"]),
         AssetKey(["raw", "consent_events"]),
         AssetKey(["raw", "suppressions"]),
-        *[spec.key for spec in AUDIENCE_SPECS],
+        *_audience_keys(),
     ],
     group_name=GROUP,
     owners=[OWNER],
@@ -49,9 +57,9 @@ def campaign_sends(
     settings: CampaignSettings,
     gateway: MessagingGateway,
 ) -> MaterializeResult:
-    from orchestration.core.campaigns import load_campaigns
-    from orchestration.core.gateway.build import build_gateway
-    from orchestration.core.gateway.dispatch import KILL_SWITCH_ENV, kill_switch_on
+    from orchestration.core.decisioning.campaigns import load_campaigns
+    from orchestration.core.delivery.build import build_gateway
+    from orchestration.core.delivery.dispatch import KILL_SWITCH_ENV, kill_switch_on
 
     s = settings.get()
     decisions = pd.read_parquet(campaign_decisions.path)

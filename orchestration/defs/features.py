@@ -25,7 +25,7 @@ from dagster import (
     asset_check,
 )
 
-from orchestration.core.feature_publishing import (
+from orchestration.core.features.publishing import (
     FEATURE_TABLES,
     FeatureVersion,
     current_feature_version,
@@ -61,7 +61,7 @@ ONLINE_WINDOW = FreshnessPolicy.time_window(
 def feature_snapshot(
     context: AssetExecutionContext, settings: CampaignSettings
 ) -> Output[FeatureVersion]:
-    from orchestration.core.feature_tables import snapshot_times, table_row_counts
+    from orchestration.core.features.tables import snapshot_times, table_row_counts
 
     s = settings.get()
     version = stage_feature_version(s.exports_dir, s.features_dir)
@@ -82,8 +82,8 @@ def feature_snapshot(
 
 def _drift_reference(settings, version: FeatureVersion) -> tuple[pd.DataFrame, str]:
     """The serving model's training reference; before any model, this version's history rows."""
-    from orchestration.core.feature_tables import read_feature_rows
-    from orchestration.core.model_registry import describe_alias, load_reference_features
+    from orchestration.core.features.tables import read_feature_rows
+    from orchestration.core.model.registry import describe_alias, load_reference_features
 
     champion = describe_alias(settings)
     if champion is not None:
@@ -111,8 +111,8 @@ def _drift_reference(settings, version: FeatureVersion) -> tuple[pd.DataFrame, s
 def drift_share_below_threshold(
     context, feature_snapshot: FeatureVersion, settings: CampaignSettings
 ) -> AssetCheckResult:
-    from orchestration.core.drift import drift_columns, measure_feature_drift
-    from orchestration.core.feature_tables import KEYS, read_feature_rows
+    from orchestration.core.features.drift import drift_columns, measure_feature_drift
+    from orchestration.core.features.tables import KEYS, read_feature_rows
 
     s = settings.get()
     sample = s.thresholds.drift_sample_rows
@@ -233,7 +233,7 @@ def published_features(
 def feature_store_registry(
     context: AssetExecutionContext, settings: CampaignSettings
 ) -> MaterializeResult:
-    from orchestration.core.feature_store import apply_feature_definitions
+    from orchestration.core.features.feast_store import apply_feature_definitions
 
     s = settings.get()
     applied = apply_feature_definitions(s)
@@ -263,8 +263,8 @@ def online_features(
 ) -> MaterializeResult:
     import time
 
-    from orchestration.core.feature_store import materialize_online
-    from orchestration.core.feature_tables import snapshot_times, table_row_counts
+    from orchestration.core.features.feast_store import materialize_online
+    from orchestration.core.features.tables import snapshot_times, table_row_counts
 
     s = settings.get()
     newest = snapshot_times(published_features.path)[-1]
@@ -293,7 +293,7 @@ def online_features(
     ),
 )
 def online_store_fresh(settings: CampaignSettings) -> AssetCheckResult:
-    from orchestration.core.online_freshness import measure_online_freshness
+    from orchestration.core.features.online_freshness import measure_online_freshness
 
     s = settings.get()
     customers = pd.read_parquet(s.exports_dir / "dim_customers.parquet", columns=["customer_id"])

@@ -15,8 +15,8 @@ from dagster import (
     asset_check,
 )
 
-from orchestration.core.feature_publishing import FeatureVersion
-from orchestration.core.model_registry import RegisteredModel
+from orchestration.core.features.publishing import FeatureVersion
+from orchestration.core.model.registry import RegisteredModel
 from orchestration.resources import CampaignSettings
 
 GROUP = "model"
@@ -49,8 +49,12 @@ def _code_version() -> str:
 def training_set(
     context: AssetExecutionContext, published_features: FeatureVersion, settings: CampaignSettings
 ) -> Output[str]:
-    from orchestration.core.feature_store import FEATURE_SERVICE, feature_names, historical_features
-    from orchestration.core.training import training_entities
+    from orchestration.core.features.feast_store import (
+        FEATURE_SERVICE,
+        feature_names,
+        historical_features,
+    )
+    from orchestration.core.model.training import training_entities
 
     s = settings.get()
     exposures = pd.read_parquet(s.exports_dir / "fct_campaign_exposures.parquet")
@@ -95,10 +99,10 @@ def uplift_model(
     published_features: FeatureVersion,
     settings: CampaignSettings,
 ) -> Output[RegisteredModel]:
-    from orchestration.core.feature_store import FEATURE_SERVICE, feature_names
-    from orchestration.core.feature_tables import read_feature_rows
-    from orchestration.core.model_registry import log_and_register
-    from orchestration.core.training import train_and_evaluate
+    from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
+    from orchestration.core.features.tables import read_feature_rows
+    from orchestration.core.model.registry import log_and_register
+    from orchestration.core.model.training import train_and_evaluate
 
     s = settings.get()
     frame = pd.read_parquet(training_set)
@@ -167,7 +171,7 @@ def uplift_model(
     ),
 )
 def champion_beats_random(context, settings: CampaignSettings) -> AssetCheckResult:
-    from orchestration.core.model_registry import describe_alias
+    from orchestration.core.model.registry import describe_alias
 
     s = settings.get()
     champion = describe_alias(s)
@@ -209,14 +213,14 @@ def champion_beats_random(context, settings: CampaignSettings) -> AssetCheckResu
 def challenger_promotion_gate(
     context, training_set: str, settings: CampaignSettings
 ) -> AssetCheckResult:
-    from orchestration.core.feature_store import FEATURE_SERVICE, feature_names
-    from orchestration.core.model_registry import CHALLENGER, describe_alias, load_alias
-    from orchestration.core.promotion import (
+    from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
+    from orchestration.core.model.promotion import (
         apply_promotion,
         compare_on_holdout,
         holdout_rows,
         log_comparison,
     )
+    from orchestration.core.model.registry import CHALLENGER, describe_alias, load_alias
 
     s = settings.get()
     challenger = describe_alias(s, CHALLENGER)

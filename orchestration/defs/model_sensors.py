@@ -1,5 +1,5 @@
 """Retraining: the ``retrain_model`` job and the sensor that requests it (decision logic lives in
-``orchestration.core.retraining``)."""
+``orchestration.core.model.retraining``)."""
 
 from dagster import (
     AssetCheckKey,
@@ -13,7 +13,7 @@ from dagster import (
     sensor,
 )
 
-from orchestration.core.retraining import Observation, should_retrain
+from orchestration.core.model.retraining import Observation, should_retrain
 
 DRIFT_CHECK = AssetCheckKey(AssetKey("feature_snapshot"), "drift_share_below_threshold")
 RESULTS = AssetKey("campaign_results")

@@ -17,7 +17,7 @@ from orchestration.resources import CampaignSettings
     ),
 )
 def run_health(context: AssetExecutionContext, settings: CampaignSettings) -> MaterializeResult:
-    from orchestration.core.metrics_table import record_run_metrics
+    from orchestration.core.observability.metrics_table import record_run_metrics
     from orchestration.run_summary import seed_metrics, summarize_run
 
     s = settings.get()

@@ -4,7 +4,7 @@ The source is configuration (``CAMPAIGN_DATASET``): ``synthetic`` generates a se
 known treatment effect; ``files`` takes Parquet files a team put in ``data/raw/`` (or exported
 from its systems) and only validates them against the contract; ``hillstrom`` fetches the public
 Hillstrom e-mail campaign and maps it into the contract (no ground truth, no feedback: see
-``orchestration.core.datasets.landing``).
+``orchestration.core.world.datasets.landing``).
 """
 
 import hashlib
@@ -26,8 +26,8 @@ from dagster import (
     multi_asset,
 )
 
-from orchestration.core.freshness import measure_freshness
-from orchestration.core.raw_contract import ACTIVITY_TABLES, RAW_TABLES, raw_path
+from orchestration.core.world.contract import ACTIVITY_TABLES, RAW_TABLES, raw_path
+from orchestration.core.world.freshness import measure_freshness
 from orchestration.resources import CampaignSettings
 
 GROUP = "raw"
@@ -85,8 +85,8 @@ def _file_digest(path: Path) -> str:
 )
 def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: CampaignSettings):
     """Land the raw tables (generate the synthetic world, or validate a team's own files)."""
-    from orchestration.core.datasets.landing import claim_data_dir, land_hillstrom
-    from orchestration.core.raw_validation import require_valid_raw
+    from orchestration.core.world.datasets.landing import claim_data_dir, land_hillstrom
+    from orchestration.core.world.validation import require_valid_raw
     from orchestration.settings import DATASETS
 
     s = settings.get()
@@ -111,8 +111,8 @@ def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: Ca
         )
     elif s.dataset == "synthetic":
         claim_data_dir(s.data_dir, "synthetic")
-        from orchestration.core.synthetic_world import WorldSpec, generate_world
-        from orchestration.core.world_feedback import apply_feedback, feedback_path, load_feedback
+        from orchestration.core.world.feedback import apply_feedback, feedback_path, load_feedback
+        from orchestration.core.world.synthetic import WorldSpec, generate_world
 
         spec = WorldSpec(
             customers=config.customers or s.world_customers,

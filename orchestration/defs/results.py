@@ -3,7 +3,7 @@
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from orchestration.core.run_artifacts import DecisionBatch
+from orchestration.defs.run_artifacts import DecisionBatch
 from orchestration.resources import CampaignSettings, MessagingGateway
 
 GROUP = "evaluation"
@@ -27,7 +27,7 @@ def world_feedback(
     settings: CampaignSettings,
     gateway: MessagingGateway,
 ) -> MaterializeResult:
-    from orchestration.core.world_feedback import feedback_path, record_feedback
+    from orchestration.core.world.feedback import feedback_path, record_feedback
 
     s = settings.get()
     if s.dataset != "synthetic":
@@ -84,8 +84,8 @@ def world_feedback(
 def campaign_results(
     context: AssetExecutionContext, settings: CampaignSettings
 ) -> MaterializeResult:
-    from orchestration.core.campaigns import load_campaigns
-    from orchestration.core.lift import measure_lift, plot_lift, randomized_ate
+    from orchestration.core.decisioning.campaigns import load_campaigns
+    from orchestration.core.observability.lift import measure_lift, plot_lift, randomized_ate
 
     s = settings.get()
     exposures = pd.read_parquet(s.exports_dir / "fct_campaign_exposures.parquet")

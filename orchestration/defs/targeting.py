@@ -15,9 +15,9 @@ from dagster import (
     asset_check,
 )
 
-from orchestration.core.feature_publishing import FeatureVersion
-from orchestration.core.model_registry import RegisteredModel
-from orchestration.core.run_artifacts import DecisionBatch, ScoringBatch, markdown_table
+from orchestration.core.features.publishing import FeatureVersion
+from orchestration.core.model.registry import RegisteredModel
+from orchestration.defs.run_artifacts import DecisionBatch, ScoringBatch, markdown_table
 from orchestration.resources import CampaignSettings, MessagingGateway
 
 GROUP = "targeting"
@@ -37,8 +37,12 @@ OWNER = "team:crm"
 def scoring_features(
     context: AssetExecutionContext, published_features: FeatureVersion, settings: CampaignSettings
 ) -> Output[ScoringBatch]:
-    from orchestration.core.feature_store import FEATURE_SERVICE, feature_names, historical_features
-    from orchestration.core.feature_tables import snapshot_times
+    from orchestration.core.features.feast_store import (
+        FEATURE_SERVICE,
+        feature_names,
+        historical_features,
+    )
+    from orchestration.core.features.tables import snapshot_times
 
     s = settings.get()
     decided_at = s.now()
@@ -86,9 +90,9 @@ def customer_scores(
     uplift_model: RegisteredModel,
     settings: CampaignSettings,
 ) -> Output[ScoringBatch]:
-    from orchestration.core.campaigns import load_campaigns
-    from orchestration.core.feature_store import FEATURE_SERVICE, feature_names
-    from orchestration.core.scoring import score_with_aliases, wanted_model_refs
+    from orchestration.core.decisioning.campaigns import load_campaigns
+    from orchestration.core.decisioning.scoring import score_with_aliases, wanted_model_refs
+    from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
 
     s = settings.get()
     frame = pd.read_parquet(scoring_features.path)
@@ -151,12 +155,12 @@ def campaign_decisions(
     settings: CampaignSettings,
     gateway: MessagingGateway,
 ) -> Output[DecisionBatch]:
-    from orchestration.core.campaigns import load_campaigns
-    from orchestration.core.canary import shares_for_run
-    from orchestration.core.decision_store import write_decisions
-    from orchestration.core.decisioning import decide_campaigns
-    from orchestration.core.gateway.reachability import reachability_flags
-    from orchestration.core.policy import load_policy
+    from orchestration.core.decisioning.campaigns import load_campaigns
+    from orchestration.core.decisioning.canary import shares_for_run
+    from orchestration.core.decisioning.decide import decide_campaigns
+    from orchestration.core.decisioning.decision_store import write_decisions
+    from orchestration.core.decisioning.policy import load_policy
+    from orchestration.core.delivery.reachability import reachability_flags
 
     s = settings.get()
     loaded = load_campaigns(s.campaigns_dir)
@@ -262,8 +266,8 @@ def recent_contacts(ledger, decided_at: datetime, days: int) -> pd.DataFrame:
 def audience_compliant(
     campaign_decisions: DecisionBatch, settings: CampaignSettings, gateway: MessagingGateway
 ) -> AssetCheckResult:
-    from orchestration.core.compliance import verify_policy
-    from orchestration.core.policy import load_policy
+    from orchestration.core.decisioning.compliance import verify_policy
+    from orchestration.core.decisioning.policy import load_policy
 
     s = settings.get()
     policy = load_policy(s.policy_file).policy
@@ -314,10 +318,10 @@ def canary_guardrails(
     settings: CampaignSettings,
     gateway: MessagingGateway,
 ) -> AssetCheckResult:
-    from orchestration.core.campaigns import load_campaigns
-    from orchestration.core.canary import load_state, run_canary
-    from orchestration.core.compliance import verify_policy
-    from orchestration.core.policy import load_policy
+    from orchestration.core.decisioning.campaigns import load_campaigns
+    from orchestration.core.decisioning.canary import load_state, run_canary
+    from orchestration.core.decisioning.compliance import verify_policy
+    from orchestration.core.decisioning.policy import load_policy
 
     s = settings.get()
     campaigns = load_campaigns(s.campaigns_dir).campaigns.values()

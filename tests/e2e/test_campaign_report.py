@@ -18,7 +18,7 @@ def _report_metadata(result) -> dict:
 
 
 def test_each_run_saves_the_campaign_report_as_html(world):
-    from orchestration.core.campaigns import load_campaigns
+    from orchestration.core.decisioning.campaigns import load_campaigns
 
     result = world["first"]
     assert result.success

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
-from orchestration.core.datasets.hillstrom import pipeline_world_now
+from orchestration.core.world.datasets.hillstrom import pipeline_world_now
 from orchestration.settings import Settings
 from tests.conftest import point_at
 

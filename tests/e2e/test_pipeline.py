@@ -145,8 +145,8 @@ def test_good_run_produces_every_stage(world):
 
 
 def test_explain_and_dry_run_answer_from_the_decisions_table(world, tmp_path):
-    from orchestration.core.decision_store import explain
-    from orchestration.core.dry_run import dry_run
+    from orchestration.core.decisioning.decision_store import explain
+    from orchestration.core.decisioning.dry_run import dry_run
 
     s = world["settings"]
     decisions = pd.read_parquet(_metadata(world["first"], "campaign_decisions")["decisions_file"])
@@ -183,8 +183,8 @@ def test_second_run_the_same_day_sends_nothing_new(world):
 
 def test_opted_out_customer_forced_into_the_audience_stops_all_sends(world):
     """A selection bug cannot reach an inbox: the compliance gate re-checks raw consent."""
-    import orchestration.core.decisioning as decisioning
-    from orchestration.core.policy_engine import DECISIONS, REASONS
+    import orchestration.core.decisioning.decide as decisioning
+    from orchestration.core.decisioning.engine import DECISIONS, REASONS
 
     s = world["settings"]
     original = decisioning.evaluate
@@ -227,7 +227,7 @@ def test_opted_out_customer_forced_into_the_audience_stops_all_sends(world):
 
 def test_stale_online_store_stops_the_sends(world):
     """Feast serves stale online values as present: our own check must catch it."""
-    import orchestration.core.feature_store as feature_store
+    import orchestration.core.features.feast_store as feature_store
 
     s = world["settings"]
     online = s.feast_dir / "online_store.db"
@@ -315,8 +315,8 @@ def test_fifteen_days_later_the_world_shows_each_campaigns_measured_lift(world):
     assert (s.reports_dir / "campaign_results" / "campaign_lift.png").exists()
 
     # the recovery run resolves every incident the drills opened, once, in the alert log
-    from orchestration.core.alerting.evaluate import alert_book_path
-    from orchestration.core.alerting.incidents import IncidentBook
+    from orchestration.core.observability.alerting.evaluate import alert_book_path
+    from orchestration.core.observability.alerting.incidents import IncidentBook
 
     resolved = {a.incident_key for a in _alerts(world, result) if a.status == "resolved"}
     assert world.get("alert_keys", set()) <= resolved

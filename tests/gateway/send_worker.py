@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from orchestration.core.gateway.dispatch import Gateway, RetryPolicy, route_for
-from orchestration.core.gateway.http_provider import HttpProvider
-from orchestration.core.gateway.ledger import SendLedger
+from orchestration.core.delivery.dispatch import Gateway, RetryPolicy, route_for
+from orchestration.core.delivery.http_provider import HttpProvider
+from orchestration.core.delivery.ledger import SendLedger
 from tests.gateway.raw_world import recipients
 
 

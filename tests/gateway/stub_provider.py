@@ -1,6 +1,6 @@
 """A stub HTTP messaging provider with injectable faults, bound to 127.0.0.1.
 
-It speaks the wire format of ``orchestration.core.gateway.http_provider`` and deduplicates by
+It speaks the wire format of ``orchestration.core.delivery.http_provider`` and deduplicates by
 idempotency key like a real provider. It records, per key, how many times a message was
 *accepted as new* (must never exceed 1) and how many duplicate submissions it saw, so a test can
 tell "the gateway never sent twice" apart from "the provider saved us".

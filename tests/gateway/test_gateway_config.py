@@ -6,11 +6,11 @@ import sqlite3
 
 import pytest
 
-from orchestration.core.gateway.build import build_routes
-from orchestration.core.gateway.config import GatewayConfigError, load_gateway_config
-from orchestration.core.gateway.ledger import SendLedger
-from orchestration.core.gateway.pseudonyms import recipient_ref
-from orchestration.core.gateway.rate_limit import TokenBucket
+from orchestration.core.delivery.build import build_routes
+from orchestration.core.delivery.config import GatewayConfigError, load_gateway_config
+from orchestration.core.delivery.ledger import SendLedger
+from orchestration.core.delivery.pseudonyms import recipient_ref
+from orchestration.core.delivery.rate_limit import TokenBucket
 from orchestration.settings import GATEWAY_CONFIG
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestration.core.gateway.dispatch import Gateway, RetryPolicy, route_for
-from orchestration.core.gateway.http_provider import HttpProvider, parse_retry_after
-from orchestration.core.gateway.ledger import SendLedger, idempotency_key
-from orchestration.core.gateway.outbox import OutboxProvider
+from orchestration.core.delivery.dispatch import Gateway, RetryPolicy, route_for
+from orchestration.core.delivery.http_provider import HttpProvider, parse_retry_after
+from orchestration.core.delivery.ledger import SendLedger, idempotency_key
+from orchestration.core.delivery.outbox import OutboxProvider
 from orchestration.settings import PROJECT_DIR
 from tests.gateway.raw_world import recipients, write_raw
 
@@ -299,7 +299,7 @@ def test_two_send_runs_started_together_send_nothing_twice(tmp_path, stub):
 def test_smtp_provider_delivers_to_a_local_smtp_server(tmp_path):
     from aiosmtpd.controller import Controller
 
-    from orchestration.core.gateway.smtp_provider import SmtpProvider
+    from orchestration.core.delivery.smtp_provider import SmtpProvider
 
     received = []
 

@@ -1,8 +1,8 @@
 """The send ledger and outbox: exactly once per (campaign, customer, channel, day)."""
 
-from orchestration.core.gateway.dispatch import deliver
-from orchestration.core.gateway.ledger import SendLedger
-from orchestration.core.gateway.outbox import OutboxProvider
+from orchestration.core.delivery.dispatch import deliver
+from orchestration.core.delivery.ledger import SendLedger
+from orchestration.core.delivery.outbox import OutboxProvider
 from tests.gateway.raw_world import recipients as _recipients
 
 
@@ -31,7 +31,7 @@ def test_a_message_left_due_by_a_crash_is_delivered_once_on_rerun(tmp_path, raw_
     # crash after recording due and after the provider accepted, before marking delivered
     ledger.record_due(_recipients([1, 2]), "2026-11-23", "crashed-run")
     claimed = ledger.claim_due("crashed-run", limit=10)
-    from orchestration.core.gateway.outbox import OutgoingMessage
+    from orchestration.core.delivery.outbox import OutgoingMessage
 
     outbox.send_batch(
         [

@@ -58,7 +58,7 @@ def test_asset_keys_and_checks_match_the_snapshot(defs):
 
 
 def test_every_campaign_file_has_its_audience_asset_with_a_blocking_size_check(defs):
-    from orchestration.core.campaigns import load_campaigns
+    from orchestration.core.decisioning.campaigns import load_campaigns
     from orchestration.settings import CAMPAIGNS_DIR
 
     graph = _graph(defs)

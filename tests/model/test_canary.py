@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.core.canary import (
+from orchestration.core.decisioning.canary import (
     evaluate_guardrails,
     ks_statistic,
     load_state,
@@ -18,7 +18,7 @@ from orchestration.core.canary import (
     shares_for_run,
     state_path,
 )
-from orchestration.core.decisioning import campaign_scores
+from orchestration.core.decisioning.decide import campaign_scores
 from orchestration.settings import Settings
 
 MODEL = "uplift_model"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orchestration.core.training import feature_matrix
-from orchestration.core.uplift_learners import make_learner
+from orchestration.core.model.learners import make_learner
+from orchestration.core.model.training import feature_matrix
 from orchestration.settings import LEARNERS, Settings
 from tests.model.conftest import FAST, FEATURES, simulate
 
@@ -91,6 +91,6 @@ def test_a_non_numeric_margin_is_a_clear_error(monkeypatch):
 
 
 def test_the_settings_know_every_learner():
-    from orchestration.core.uplift_learners import LEARNERS as IMPLEMENTED
+    from orchestration.core.model.learners import LEARNERS as IMPLEMENTED
 
     assert LEARNERS == IMPLEMENTED

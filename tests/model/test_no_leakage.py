@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from orchestration.core.training import training_entities
+from orchestration.core.model.training import training_entities
 from orchestration.settings import Settings
 
 EXPOSED_AT = pd.Timestamp("2026-03-10T10:00:00Z")
@@ -61,7 +61,7 @@ def _table(rows: list[tuple[int, pd.Timestamp, int]], columns: dict[str, str]) -
 
 
 def test_a_feature_dated_after_the_exposure_never_reaches_its_training_row(data_dir):
-    from orchestration.core.feature_store import (
+    from orchestration.core.features.feast_store import (
         FEATURE_SERVICE,
         apply_feature_definitions,
         feature_names,

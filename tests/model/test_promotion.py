@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.core.promotion import (
+from orchestration.core.model.learners import make_learner
+from orchestration.core.model.promotion import (
     MANUAL_OVERRIDE,
     PROMOTED_BY_TAG,
     PROMOTION_GATE,
@@ -16,8 +17,7 @@ from orchestration.core.promotion import (
     log_comparison,
     paired_bootstrap_indices,
 )
-from orchestration.core.training import feature_matrix, train_and_evaluate
-from orchestration.core.uplift_learners import make_learner
+from orchestration.core.model.training import feature_matrix, train_and_evaluate
 from tests.model.conftest import FAST, FEATURES, simulate
 
 
@@ -115,7 +115,7 @@ def test_a_holdout_with_one_arm_cannot_be_compared(split, learners):
 
 
 def _register(settings, frame: pd.DataFrame, features: list[str]):
-    from orchestration.core.model_registry import log_and_register
+    from orchestration.core.model.registry import log_and_register
 
     result = train_and_evaluate(frame, features, params=FAST, n_boot=0)
     return log_and_register(
@@ -124,7 +124,7 @@ def _register(settings, frame: pd.DataFrame, features: list[str]):
 
 
 def _registry(settings):
-    from orchestration.core.model_registry import CHALLENGER, CHAMPION, alias_version, configure
+    from orchestration.core.model.registry import CHALLENGER, CHAMPION, alias_version, configure
 
     client = configure(settings)
     name = settings.model_name
@@ -132,7 +132,7 @@ def _registry(settings):
 
 
 def _compare_registered(settings, frame):
-    from orchestration.core.model_registry import CHALLENGER, describe_alias, load_alias
+    from orchestration.core.model.registry import CHALLENGER, describe_alias, load_alias
 
     return compare_on_holdout(
         load_alias(settings),

@@ -13,7 +13,7 @@ from dagster import (
     build_sensor_context,
 )
 
-from orchestration.core.retraining import Observation, should_retrain
+from orchestration.core.model.retraining import Observation, should_retrain
 
 
 def test_a_failed_drift_evaluation_requests_one_retrain():

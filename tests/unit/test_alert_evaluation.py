@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.core.alerting.evaluate import (
+from orchestration.core.observability.alerting.evaluate import (
     RUN_KEY,
     CheckFact,
     RunFacts,
@@ -26,8 +26,8 @@ from orchestration.core.alerting.evaluate import (
     parse_breaker_state,
     run_url,
 )
-from orchestration.core.alerting.incidents import IncidentBook
-from orchestration.core.alerting.notifiers import JsonlNotifier, WebhookNotifier
+from orchestration.core.observability.alerting.incidents import IncidentBook
+from orchestration.core.observability.alerting.notifiers import JsonlNotifier, WebhookNotifier
 
 T0 = datetime(2026, 11, 8, 10, 0, tzinfo=UTC)
 
@@ -203,7 +203,7 @@ def test_the_mapping_never_imports_dagster():
     code = textwrap.dedent(
         """
         import sys
-        import orchestration.core.alerting.evaluate
+        import orchestration.core.observability.alerting.evaluate
         assert "dagster" not in sys.modules
         """
     )

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from orchestration.core.alerting.incidents import IncidentBook, UndeliveredAlertsError
-from orchestration.core.alerting.notifiers import (
+from orchestration.core.observability.alerting.incidents import IncidentBook, UndeliveredAlertsError
+from orchestration.core.observability.alerting.notifiers import (
     Alert,
     FanoutNotifier,
     JsonlNotifier,
@@ -486,8 +486,8 @@ _WORKER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from orchestration.core.alerting.incidents import IncidentBook
-    from orchestration.core.alerting.notifiers import Alert, JsonlNotifier
+    from orchestration.core.observability.alerting.incidents import IncidentBook
+    from orchestration.core.observability.alerting.notifiers import Alert, JsonlNotifier
 
     db, log, start = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     book, sink = IncidentBook(db), JsonlNotifier(log)

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.core.campaigns import load_campaigns
-from orchestration.core.decisioning import decide_campaigns, score_column, version_column
-from orchestration.core.policy import PolicyFileError, parse_policy
+from orchestration.core.decisioning.campaigns import load_campaigns
+from orchestration.core.decisioning.decide import decide_campaigns, score_column, version_column
+from orchestration.core.decisioning.policy import PolicyFileError, parse_policy
 
 GOOD = "name: good_email\nchannel: email\nmax_sends: 10\n"
 BROKEN = {

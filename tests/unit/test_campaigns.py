@@ -4,7 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.core.campaigns import CampaignFileError, load_campaign_file, load_campaigns
+from orchestration.core.decisioning.campaigns import (
+    CampaignFileError,
+    load_campaign_file,
+    load_campaigns,
+)
 from orchestration.settings import CAMPAIGNS_DIR
 
 VALID = "name: {name}\nchannel: email\nmax_sends: 100\n"

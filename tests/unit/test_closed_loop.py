@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.core.lift import measure_lift, randomized_ate
-from orchestration.core.synthetic_world import WorldSpec, generate_world
-from orchestration.core.world_feedback import apply_feedback, load_feedback, record_feedback
+from orchestration.core.observability.lift import measure_lift, randomized_ate
+from orchestration.core.world.feedback import apply_feedback, load_feedback, record_feedback
+from orchestration.core.world.synthetic import WorldSpec, generate_world
 
 AS_OF = datetime(2026, 11, 23, 10, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from orchestration.core.compliance import verify_audience
+from orchestration.core.decisioning.compliance import verify_audience
 
 T = pd.Timestamp
 
@@ -65,9 +65,9 @@ def test_empty_audience_is_compliant(tmp_path):
 
 
 def test_policy_reverification_finds_control_cap_daily_and_quiet_hour_breaches(tmp_path):
-    from orchestration.core.compliance import verify_policy
-    from orchestration.core.hashing import in_share
-    from orchestration.core.policy import parse_policy
+    from orchestration.core.common.hashing import in_share
+    from orchestration.core.decisioning.compliance import verify_policy
+    from orchestration.core.decisioning.policy import parse_policy
 
     raw = _raw(tmp_path)
     ids = list(range(1, 200))

@@ -12,16 +12,16 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestration.cli import app
-from orchestration.core.datasets import hillstrom
-from orchestration.core.datasets.landing import (
+from orchestration.core.world.contract import ACTIVITY_TABLES
+from orchestration.core.world.datasets import hillstrom
+from orchestration.core.world.datasets.landing import (
     DatasetMixError,
     claim_data_dir,
     land_hillstrom,
     recorded_dataset,
 )
-from orchestration.core.freshness import measure_freshness
-from orchestration.core.raw_contract import ACTIVITY_TABLES
-from orchestration.core.raw_validation import validate_raw_dir
+from orchestration.core.world.freshness import measure_freshness
+from orchestration.core.world.validation import validate_raw_dir
 from orchestration.settings import DATASETS, TARGETS, Settings
 from tests.unit.test_hillstrom import _fabricate
 
@@ -140,7 +140,7 @@ def test_drift_leaves_out_signals_the_source_does_not_have() -> None:
     cannot), while a column that empties on one side only has drifted."""
     import numpy as np
 
-    from orchestration.core.drift import measure_feature_drift
+    from orchestration.core.features.drift import measure_feature_drift
 
     rng = np.random.default_rng(0)
     n = 1_500  # over 1000 rows Evidently uses a distance (Wasserstein), as in the pipeline

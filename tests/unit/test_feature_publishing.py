@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from orchestration.core.feature_publishing import (
+from orchestration.core.features.publishing import (
     FEATURE_TABLES,
     current_feature_version,
     publish_feature_version,

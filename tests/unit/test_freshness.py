@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from orchestration.core.freshness import measure_freshness
+from orchestration.core.world.freshness import measure_freshness
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 

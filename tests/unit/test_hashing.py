@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from orchestration.core.hashing import in_share, stable_unit_interval
+from orchestration.core.common.hashing import in_share, stable_unit_interval
 
 
 def test_assignment_is_stable_and_close_to_share_on_100k_ids():

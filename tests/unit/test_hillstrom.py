@@ -16,27 +16,29 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.core.datasets import hillstrom
-from orchestration.core.datasets.hillstrom import (
+from orchestration.core.model.hillstrom_protocol import (
+    FEATURES,
+    evaluate_protocol,
+    protocol_frame,
+    protocol_split,
+)
+from orchestration.core.world.contract import RAW_TABLES, raw_path
+from orchestration.core.world.datasets import hillstrom
+from orchestration.core.world.datasets.hillstrom import (
     CAMPAIGN_ID,
     COLUMNS,
     CONTROL_SEGMENT,
-    FEATURES,
     HISTORY_SEGMENTS,
     OTHER_SEGMENT,
     PURCHASE_CHANNELS,
     SEGMENTS,
     TREATED_SEGMENT,
     ZIP_CODES,
-    evaluate_protocol,
     fetch_hillstrom,
     load_hillstrom,
-    protocol_frame,
-    protocol_split,
     to_raw_contract,
 )
-from orchestration.core.raw_contract import RAW_TABLES, raw_path
-from orchestration.core.raw_validation import validate_raw_dir
+from orchestration.core.world.validation import validate_raw_dir
 
 AS_OF = datetime(2025, 6, 1, 12, 0, 30, 250_000, tzinfo=UTC)
 N_ROWS = 400

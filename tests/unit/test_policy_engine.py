@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.core.campaigns import Campaign
-from orchestration.core.policy import parse_policy
-from orchestration.core.policy_engine import (
+from orchestration.core.decisioning.campaigns import Campaign
+from orchestration.core.decisioning.engine import (
     DECISIONS,
     REASON_TEXT,
     REASONS,
@@ -16,6 +15,7 @@ from orchestration.core.policy_engine import (
     PolicyInputs,
     evaluate,
 )
+from orchestration.core.decisioning.policy import parse_policy
 
 # 09:30 UTC: 04:30 in New York (SMS quiet hours), 09:30 in London (allowed).
 DECIDED_AT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestration.core.campaigns import Campaign
-from orchestration.core.hashing import in_share
-from orchestration.core.policy import Policy, VersionedPolicy
-from orchestration.core.policy_engine import (
+from orchestration.core.common.hashing import in_share
+from orchestration.core.decisioning.campaigns import Campaign
+from orchestration.core.decisioning.engine import (
     DECISIONS,
     CampaignScores,
     ContactHistory,
     PolicyInputs,
     evaluate,
 )
+from orchestration.core.decisioning.policy import Policy, VersionedPolicy
 
 CHANNELS = ("email", "sms", "push")
 ZONES = ("America/New_York", "Europe/Berlin", "Asia/Singapore", "America/Los_Angeles", "UTC")

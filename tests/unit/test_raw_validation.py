@@ -12,20 +12,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.core.raw_contract import (
+from orchestration.core.world.contract import (
     CAMPAIGN_EXPOSURES,
     CUSTOMERS,
     ENGAGEMENT_EVENTS,
     ORDERS,
     RAW_TABLES,
 )
-from orchestration.core.raw_validation import (
+from orchestration.core.world.synthetic import WorldSpec, generate_world
+from orchestration.core.world.validation import (
     RawDataError,
     require_valid_raw,
     validate_raw_dir,
     validate_raw_file,
 )
-from orchestration.core.synthetic_world import WorldSpec, generate_world
 
 AS_OF = datetime(2025, 6, 1, 12, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """Seed metrics from a run's events, and the metrics table they land in."""
 
-from orchestration.core.metrics_table import read_run_metrics, record_run_metrics
+from orchestration.core.observability.metrics_table import read_run_metrics, record_run_metrics
 from orchestration.run_summary import RunSummary, StageSummary, seed_metrics
 
 

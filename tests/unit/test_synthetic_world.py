@@ -11,10 +11,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.core import synthetic_world
-from orchestration.core.raw_contract import RAW_TABLES, TIMESTAMP, raw_path
-from orchestration.core.raw_validation import validate_raw_dir
-from orchestration.core.synthetic_world import PAST_CAMPAIGNS, WorldSpec, generate_world
+from orchestration.core.world import synthetic as synthetic_world
+from orchestration.core.world.contract import RAW_TABLES, TIMESTAMP, raw_path
+from orchestration.core.world.synthetic import PAST_CAMPAIGNS, WorldSpec, generate_world
+from orchestration.core.world.validation import validate_raw_dir
 
 AS_OF = datetime(2025, 6, 1, 12, 30, tzinfo=UTC)
 SMALL = 3_000

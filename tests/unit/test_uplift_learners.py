@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.core.uplift_learners import (
+from orchestration.core.model.learners import (
     DEFAULT_LGBM_PARAMS,
     LEARNERS,
     ClassTransformationLearner,
     make_learner,
 )
-from orchestration.core.uplift_metrics import qini_coefficient
+from orchestration.core.model.metrics import qini_coefficient
 
 SMALL = {"n_estimators": 40, "min_child_samples": 50}
 # half the default trees at twice the learning rate: same picture, half the test time

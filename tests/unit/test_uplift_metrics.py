@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from orchestration.core.uplift_metrics import (
+from orchestration.core.model.metrics import (
     auuc,
     bootstrap_interval,
     evaluate_uplift,

@@ -1,0 +1,166 @@
+"""Campaign definitions: one YAML file per campaign under ``campaigns/``, validated on load.
+
+A broken file is reported with its path, the field and what is allowed, and does not stop the
+other campaigns from loading. Adding a campaign is adding a file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestration.core.world.contract import CHANNELS
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "uplift_model"
+    alias: str = "champion"
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cost_per_send: float = Field(0.0, ge=0)
+    value_per_conversion: float = Field(0.0, ge=0)
+    max_total_cost: float | None = Field(None, ge=0)
+
+
+class Eligibility(BaseModel):
+    """Structured filters over customer attributes (all must hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+    regions: list[str] | None = None
+    min_tenure_days: int | None = Field(None, ge=0)
+
+
+class Campaign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    channel: Literal["email", "sms", "push"]
+    objective: Literal["conversion"] = "conversion"
+    model: ModelRef = Field(default_factory=ModelRef)
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    max_sends: int = Field(..., gt=0)
+    budget: Budget = Field(default_factory=Budget)
+    holdout_share: float = Field(0.1, ge=0, lt=1)
+    challenger_share: float = Field(0.0, ge=0, le=0.5)
+    min_predicted_uplift: float = 0.0
+    priority: int = 0
+    schedule: str = "0 9 * * *"
+    enabled: bool = True
+    dry_run: bool = False
+    # When the channel's provider is down (circuit breaker open), use the channel's configured
+    # fallback provider instead of deferring the remaining messages.
+    allow_fallback: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                "must be lower-case letters, digits and underscores, starting with a letter"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _budget_allows_a_send(self) -> Campaign:
+        cap = self.budget.max_total_cost
+        if cap is not None and self.budget.cost_per_send > 0 and cap < self.budget.cost_per_send:
+            raise ValueError("budget.max_total_cost is below one send's cost_per_send")
+        return self
+
+    @property
+    def send_cap(self) -> int:
+        """Most sends the campaign may make in one day: max_sends, or what the budget buys."""
+        cap = self.max_sends
+        if self.budget.max_total_cost is not None and self.budget.cost_per_send > 0:
+            affordable = self.budget.max_total_cost // self.budget.cost_per_send
+            if affordable < cap:  # also false for inf (a cost too small to matter)
+                cap = int(affordable)
+        return cap
+
+
+class CampaignFileError(ValueError):
+    """A campaign file that cannot be used; the message names the file and the fields."""
+
+
+@dataclass(frozen=True)
+class LoadedCampaigns:
+    campaigns: dict[str, Campaign]
+    sources: dict[str, Path]
+    errors: dict[Path, str]
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid campaign definition"]
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(file)"
+        message = item["msg"]
+        if item["type"] == "literal_error":
+            allowed = item.get("ctx", {}).get("expected", "")
+            message = f"got {item.get('input')!r}; allowed: {allowed}"
+        elif item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling against campaigns/README.md)"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        lines.append(f"  - {field}: {message}")
+    return "\n".join(lines)
+
+
+def load_campaign_file(path: Path) -> Campaign:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CampaignFileError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
+    if not isinstance(raw, dict):
+        raise CampaignFileError(
+            f"{path}: expected a mapping of fields (name, channel, ...), got {type(raw).__name__}"
+        )
+    try:
+        campaign = Campaign.model_validate(raw)
+    except ValidationError as exc:
+        raise CampaignFileError(_describe(exc, path)) from exc
+    if (
+        campaign.channel not in CHANNELS
+    ):  # the Literal already enforces it; keep the contract in sync
+        raise CampaignFileError(f"{path}: channel {campaign.channel!r} is not one of {CHANNELS}")
+    return campaign
+
+
+def load_campaigns(directory: Path) -> LoadedCampaigns:
+    """Every ``*.yaml``/``*.yml`` in ``directory``; broken files are reported, not fatal."""
+    campaigns: dict[str, Campaign] = {}
+    sources: dict[str, Path] = {}
+    errors: dict[Path, str] = {}
+    files = sorted([*Path(directory).glob("*.yaml"), *Path(directory).glob("*.yml")])
+    seen: dict[str, list[Path]] = {}
+    for path in files:
+        try:
+            campaign = load_campaign_file(path)
+        except CampaignFileError as exc:
+            errors[path] = str(exc)
+            continue
+        seen.setdefault(campaign.name, []).append(path)
+        campaigns[campaign.name] = campaign
+        sources[campaign.name] = path
+    # A name defined twice is ambiguous: neither file runs until one is renamed.
+    for name, paths in seen.items():
+        if len(paths) > 1:
+            campaigns.pop(name)
+            sources.pop(name)
+            listed = ", ".join(str(p) for p in paths)
+            for path in paths:
+                errors[path] = (
+                    f"{path}: campaign name {name!r} is defined in {listed}; names must be unique"
+                )
+    return LoadedCampaigns(campaigns=campaigns, sources=sources, errors=errors)

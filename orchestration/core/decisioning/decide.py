@@ -1,0 +1,123 @@
+"""From frames to policy decisions: assemble the engine's inputs, evaluate live and dry-run
+campaigns, and return one decisions frame (plain data in, plain data out).
+
+Dry-run campaigns never take customers away from live ones: live campaigns are evaluated
+together; each dry-run campaign is evaluated with the live ones (to show what it would win) and
+only its own rows are kept, marked ``dry_run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from orchestration.core.common.hashing import in_share
+from orchestration.core.decisioning.campaigns import Campaign
+from orchestration.core.decisioning.engine import CampaignScores, PolicyInputs, evaluate
+from orchestration.core.decisioning.policy import VersionedPolicy
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def model_ref(name: str, alias: str) -> str:
+    return f"{name}@{alias}"
+
+
+def score_column(ref: str) -> str:
+    return f"uplift__{ref}"
+
+
+def version_column(ref: str) -> str:
+    return f"version__{ref}"
+
+
+def canary_salt(campaign: Campaign) -> str:
+    return f"canary:{campaign.name}"
+
+
+def campaign_scores(
+    scores: pd.DataFrame, campaign: Campaign, canary_share: float
+) -> CampaignScores | None:
+    """The campaign's scores: its model alias, with a salted ``canary_share`` of customers scored
+    by the challenger of the same model when that challenger was scored. None if its model is
+    unavailable."""
+    ref = model_ref(campaign.model.name, campaign.model.alias)
+    if score_column(ref) not in scores.columns:
+        return None
+    uplift = scores[score_column(ref)].to_numpy(dtype=np.float64, copy=True)
+    version = scores[version_column(ref)].to_numpy(dtype=object, copy=True)
+    scored_by = np.full(len(scores), campaign.model.alias, dtype=object)
+    challenger = model_ref(campaign.model.name, CHALLENGER)
+    if (
+        canary_share > 0
+        and campaign.model.alias == CHAMPION
+        and score_column(challenger) in scores.columns
+    ):
+        canary = in_share(scores["customer_id"].to_numpy(), canary_share, canary_salt(campaign))
+        uplift[canary] = scores.loc[canary, score_column(challenger)].to_numpy(dtype=np.float64)
+        version[canary] = scores.loc[canary, version_column(challenger)].to_numpy(dtype=object)
+        scored_by[canary] = CHALLENGER
+    return CampaignScores(uplift=uplift, model_version=version, scored_by=scored_by)
+
+
+@dataclass
+class DecisionRun:
+    decisions: pd.DataFrame
+    counts: dict[str, dict[str, int]]
+    errors: dict[str, str] = field(default_factory=dict)  # campaign -> why it was not evaluated
+
+
+def decide_campaigns(
+    candidates: pd.DataFrame,
+    scores: pd.DataFrame,
+    campaigns: list[Campaign],
+    policy: VersionedPolicy,
+    contact_history: pd.DataFrame,
+    sent_today: dict[str, int],
+    decided_at: datetime,
+    run_id: str,
+    feature_timestamp: datetime | None,
+    canary_shares: dict[str, float] | None = None,
+) -> DecisionRun:
+    """Decisions for every enabled campaign; disabled ones are skipped, unscorable ones reported."""
+    canary_shares = canary_shares or {}
+    frame = candidates.merge(scores, on="customer_id", how="left", validate="one_to_one")
+    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    errors: dict[str, str] = {}
+    per_campaign: dict[str, CampaignScores] = {}
+    for campaign in campaigns:
+        if not campaign.enabled:
+            continue
+        s = campaign_scores(frame, campaign, canary_shares.get(campaign.name, 0.0))
+        if s is None:
+            ref = model_ref(campaign.model.name, campaign.model.alias)
+            errors[campaign.name] = (
+                f"campaign {campaign.name}: model {ref} is not available in the registry "
+                f"(register a version and set the alias, or fix model.alias); nothing is sent for it"
+            )
+            continue
+        per_campaign[campaign.name] = s
+    live = [c for c in campaigns if c.name in per_campaign and not c.dry_run]
+    dry = [c for c in campaigns if c.name in per_campaign and c.dry_run]
+    frames: list[pd.DataFrame] = []
+    counts: dict[str, dict[str, int]] = {}
+
+    def run(selected: list[Campaign], keep: set[str], dry_run: bool) -> None:
+        inputs = PolicyInputs(
+            frame, {c.name: per_campaign[c.name] for c in selected}, contact_history, decided_at
+        )
+        result = evaluate(inputs, selected, policy, sent_today)
+        result.campaigns = [c for c in result.campaigns if c.campaign.name in keep]
+        frames.append(result.to_frame(run_id, feature_timestamp, dry_run=dry_run))
+        counts.update(result.counts())
+
+    if live:
+        run(live, {c.name for c in live}, dry_run=False)
+    for campaign in dry:
+        run([*live, campaign], {campaign.name}, dry_run=True)
+    decisions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return DecisionRun(decisions=decisions, counts=counts, errors=errors)

@@ -1,0 +1,126 @@
+"""The gateway configuration: providers, the route of each channel, retries and the breaker.
+
+One YAML file (``config/gateway.yaml`` by default, ``CAMPAIGN_GATEWAY_CONFIG`` to point at
+another), validated on load with errors that name the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestration.core.world.contract import CHANNELS
+
+
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["outbox", "http", "smtp"]
+    batch_size: int = Field(500, gt=0, le=10_000)
+    rate_per_second: float = Field(1000.0, gt=0)
+    burst: float | None = Field(None, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0)
+    # http
+    url: str | None = None
+    token_env: str | None = None
+    # smtp
+    host: str | None = None
+    port: int = 25
+    sender: str = "campaigns@localhost"
+    starttls: bool = False
+    username_env: str | None = None
+    password_env: str | None = None
+
+    @model_validator(mode="after")
+    def _required_fields(self) -> ProviderConfig:
+        if self.type == "http" and not self.url:
+            raise ValueError("an http provider needs `url`")
+        if self.type == "smtp" and not self.host:
+            raise ValueError("an smtp provider needs `host`")
+        return self
+
+
+class ChannelRoute(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    fallback: str | None = None
+
+
+class RetryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(4, ge=1, le=20)
+    base_delay_seconds: float = Field(0.5, ge=0)
+    max_delay_seconds: float = Field(30.0, ge=0)
+
+
+class BreakerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failure_threshold: int = Field(5, ge=1)
+    reset_seconds: float = Field(300.0, gt=0)
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    providers: dict[str, ProviderConfig] = Field(
+        default_factory=lambda: {"outbox": ProviderConfig(type="outbox")}
+    )
+    channels: dict[Literal["email", "sms", "push"], ChannelRoute] = Field(
+        default_factory=lambda: {c: ChannelRoute(provider="outbox") for c in CHANNELS}
+    )
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+
+    @model_validator(mode="after")
+    def _routes_name_known_providers(self) -> GatewayConfig:
+        missing = [c for c in CHANNELS if c not in self.channels]
+        if missing:
+            raise ValueError(f"channels {missing} have no route; add `channels.<name>.provider`")
+        for channel, route in self.channels.items():
+            for role, name in (("provider", route.provider), ("fallback", route.fallback)):
+                if name is not None and name not in self.providers:
+                    raise ValueError(
+                        f"channels.{channel}.{role} names {name!r}, which is not under"
+                        f" `providers` (known: {sorted(self.providers)})"
+                    )
+        return self
+
+
+class GatewayConfigError(ValueError):
+    pass
+
+
+def _expand(value: object) -> object:
+    if isinstance(value, str):
+        return os.path.expandvars(value)
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
+def load_gateway_config(path: Path | None) -> GatewayConfig:
+    """The configuration in ``path`` (None: the embedded default: every channel to the outbox)."""
+    if path is None or not Path(path).exists():
+        if path is not None:
+            raise GatewayConfigError(f"{path}: gateway configuration file not found")
+        return GatewayConfig()
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return GatewayConfig.model_validate(_expand(raw))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise GatewayConfigError(f"{path}: {problems}") from exc

@@ -1,0 +1,143 @@
+"""Training sets from past randomized campaigns, and training + evaluation of uplift learners.
+
+The training set has one row per past exposure whose outcome window is complete: the features as
+Feast returned them at the exposure's timestamp (point-in-time), the arm, and the outcome.
+Evaluation is on a held-out split by customer (a customer exposed twice never sits on both sides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orchestration.core.common.hashing import in_share
+
+EXPOSURE_COLUMNS = (
+    "exposure_id",
+    "campaign_id",
+    "customer_id",
+    "channel",
+    "is_treated",
+    "exposed_at",
+)
+
+
+def training_entities(exposures: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Entity rows for Feast: past exposures with a complete outcome window and their label."""
+    needed = set(EXPOSURE_COLUMNS) | {target, "is_outcome_complete"}
+    missing = sorted(needed - set(exposures.columns))
+    if missing:
+        raise ValueError(f"fct_campaign_exposures lacks columns {missing}")
+    complete = exposures[exposures["is_outcome_complete"].astype(bool)]
+    entities = complete[list(EXPOSURE_COLUMNS)].copy()
+    entities["label"] = complete[target].astype("int8").to_numpy()
+    entities["is_treated"] = entities["is_treated"].astype("int8")
+    entities["event_timestamp"] = pd.to_datetime(entities["exposed_at"], utc=True)
+    return entities.reset_index(drop=True)
+
+
+def feature_matrix(frame: pd.DataFrame, feature_columns: list[str]) -> pd.DataFrame:
+    """Model input: the feature columns as floats (booleans 0/1, missing stays NaN)."""
+    missing = [c for c in feature_columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"feature columns missing from the frame: {missing}")
+    return frame[feature_columns].apply(pd.to_numeric, errors="coerce").astype("float64")
+
+
+def holdout_mask(customer_ids: pd.Series, holdout_share: float, salt: str) -> np.ndarray:
+    """Stable customer-level split: the same customer always falls on the same side."""
+    if not 0 < holdout_share < 1:
+        raise ValueError(f"holdout share must be in (0, 1), got {holdout_share}")
+    return in_share(customer_ids.to_numpy(), holdout_share, salt)
+
+
+@dataclass
+class TrainingResult:
+    learner: Any
+    learner_name: str
+    feature_columns: list[str]
+    metrics: dict[str, float]
+    holdout: pd.DataFrame  # customer_id, is_treated, label, predicted_uplift (+ true_uplift)
+    params: dict[str, Any] = field(default_factory=dict)
+    curve_path: Path | None = None
+
+
+def train_and_evaluate(
+    training_set: pd.DataFrame,
+    feature_columns: list[str],
+    learner_name: str = "two_model",
+    params: dict[str, Any] | None = None,
+    holdout_share: float = 0.3,
+    seed: int = 42,
+    ground_truth: pd.DataFrame | None = None,
+    n_boot: int = 200,
+    curve_path: Path | None = None,
+) -> TrainingResult:
+    """Fit ``learner_name`` on the training part and evaluate uplift on the held-out customers."""
+    from orchestration.core.model.learners import make_learner
+    from orchestration.core.model.metrics import (
+        evaluate_uplift,
+        oracle_ratio,
+        plot_qini_curve,
+        qini_curve,
+    )
+
+    if training_set.empty:
+        raise ValueError(
+            "the training set is empty: no past exposure has a complete outcome window"
+        )
+    is_holdout = holdout_mask(training_set["customer_id"], holdout_share, salt=f"split:{seed}")
+    train, holdout = training_set[~is_holdout], training_set[is_holdout]
+    for name, part in (("training", train), ("holdout", holdout)):
+        arms = set(part["is_treated"].unique())
+        if arms != {0, 1}:
+            raise ValueError(
+                f"the {name} split needs treated and control rows, has arms {sorted(arms)}"
+            )
+
+    learner = make_learner(learner_name, params, seed=seed)
+    learner.fit(
+        feature_matrix(train, feature_columns),
+        train["is_treated"].to_numpy(),
+        train["label"].to_numpy(),
+    )
+    predicted = learner.predict_uplift(feature_matrix(holdout, feature_columns))
+    y = holdout["label"].to_numpy()
+    t = holdout["is_treated"].to_numpy()
+    metrics = evaluate_uplift(y, t, predicted, ks=(0.1, 0.3), n_boot=n_boot, seed=seed)
+    metrics["train_rows"] = float(len(train))
+    metrics["holdout_rows"] = float(len(holdout))
+
+    evaluated = holdout[["customer_id", "is_treated", "label"]].copy()
+    evaluated["predicted_uplift"] = predicted
+    curves = {learner_name: qini_curve(y, t, predicted)}
+    if ground_truth is not None and "true_uplift" in ground_truth.columns:
+        truth = (
+            evaluated[["customer_id"]]
+            .merge(ground_truth[["customer_id", "true_uplift"]], on="customer_id", how="left")[
+                "true_uplift"
+            ]
+            .to_numpy()
+        )
+        if not np.isnan(truth).any():
+            evaluated["true_uplift"] = truth
+            metrics["oracle_ratio_qini"] = float(oracle_ratio(metrics["qini"], y, t, truth))
+            metrics["spearman_true_uplift"] = float(
+                pd.Series(predicted).rank().corr(pd.Series(truth).rank())
+            )
+            curves["oracle (true uplift)"] = qini_curve(y, t, truth)
+    if curve_path is not None:
+        plot_qini_curve(curves, curve_path)
+    return TrainingResult(
+        learner=learner,
+        learner_name=learner_name,
+        feature_columns=list(feature_columns),
+        metrics={k: float(v) for k, v in metrics.items()},
+        holdout=evaluated,
+        params=dict(getattr(learner, "params_", params or {})),
+        curve_path=curve_path,
+    )
