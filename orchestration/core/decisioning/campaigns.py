@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestration.core.common.yaml_files import YamlFileError, load_yaml_model
 from orchestration.core.world.contract import CHANNELS
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -89,7 +89,7 @@ class Campaign(BaseModel):
         return cap
 
 
-class CampaignFileError(ValueError):
+class CampaignFileError(YamlFileError):
     """A campaign file that cannot be used; the message names the file and the fields."""
 
 
@@ -100,36 +100,11 @@ class LoadedCampaigns:
     errors: dict[Path, str]
 
 
-def _describe(error: ValidationError, path: Path) -> str:
-    lines = [f"{path}: invalid campaign definition"]
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(file)"
-        message = item["msg"]
-        if item["type"] == "literal_error":
-            allowed = item.get("ctx", {}).get("expected", "")
-            message = f"got {item.get('input')!r}; allowed: {allowed}"
-        elif item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling against campaigns/README.md)"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        lines.append(f"  - {field}: {message}")
-    return "\n".join(lines)
-
-
 def load_campaign_file(path: Path) -> Campaign:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CampaignFileError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
-    if not isinstance(raw, dict):
-        raise CampaignFileError(
-            f"{path}: expected a mapping of fields (name, channel, ...), got {type(raw).__name__}"
-        )
-    try:
-        campaign = Campaign.model_validate(raw)
-    except ValidationError as exc:
-        raise CampaignFileError(_describe(exc, path)) from exc
+    campaign = load_yaml_model(
+        path, Campaign, CampaignFileError, "campaign definition", reference="campaigns/README.md"
+    )
     if (
         campaign.channel not in CHANNELS
     ):  # the Literal already enforces it; keep the contract in sync

@@ -9,9 +9,9 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestration.core.common.yaml_files import YamlFileError, parse_yaml_model, read_text
 from orchestration.core.world.contract import CHANNELS
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -69,7 +69,7 @@ class Policy(BaseModel):
         return max([c.window_days for c in self.frequency_caps], default=1)
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(YamlFileError):
     """A policy file that cannot be used; the message names the file and the fields."""
 
 
@@ -85,21 +85,14 @@ def policy_version(text: str) -> str:
 
 
 def parse_policy(text: str, path: Path | None = None) -> VersionedPolicy:
-    where = str(path) if path else "<policy>"
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise PolicyFileError(f"{where}: not valid YAML ({exc}); fix the syntax") from exc
-    if not isinstance(raw, dict):
-        raise PolicyFileError(f"{where}: expected a mapping of policy sections")
-    try:
-        policy = Policy.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"{where}: invalid policy"]
-        for item in exc.errors():
-            field = ".".join(str(p) for p in item["loc"]) or "(file)"
-            lines.append(f"  - {field}: {item['msg']}")
-        raise PolicyFileError("\n".join(lines)) from exc
+    policy = parse_yaml_model(
+        text,
+        Policy,
+        PolicyFileError,
+        "policy",
+        source=str(path) if path else "<policy>",
+        empty_is_default=True,
+    )
     return VersionedPolicy(policy=policy, version=policy_version(text), path=path)
 
 
@@ -109,7 +102,7 @@ def load_policy(path: Path) -> VersionedPolicy:
         raise PolicyFileError(
             f"{path}: policy file not found; set CAMPAIGN_POLICY_FILE or restore it"
         )
-    return parse_policy(path.read_text(), path)
+    return parse_policy(read_text(path, PolicyFileError, "policy file"), path)
 
 
 assert set(CHANNELS) == {"email", "sms", "push"}  # the Literal types above mirror the contract

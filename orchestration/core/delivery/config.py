@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestration.core.common.yaml_files import YamlFileError, load_yaml_model
 from orchestration.core.world.contract import CHANNELS
 
 
@@ -93,8 +93,8 @@ class GatewayConfig(BaseModel):
         return self
 
 
-class GatewayConfigError(ValueError):
-    pass
+class GatewayConfigError(YamlFileError):
+    """A gateway configuration that cannot be used; the message names the file and the fields."""
 
 
 def _expand(value: object) -> object:
@@ -113,14 +113,11 @@ def load_gateway_config(path: Path | None) -> GatewayConfig:
         if path is not None:
             raise GatewayConfigError(f"{path}: gateway configuration file not found")
         return GatewayConfig()
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return GatewayConfig.model_validate(_expand(raw))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise GatewayConfigError(f"{path}: {problems}") from exc
+    return load_yaml_model(
+        path,
+        GatewayConfig,
+        GatewayConfigError,
+        "gateway configuration",
+        empty_is_default=True,
+        prepare=_expand,
+    )

@@ -341,20 +341,31 @@ def uplift_at_k(
 RankedMetric = Callable[[_Ranked], float]
 
 
-def _resample_weights(ranked: _Ranked, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Per resample: how often each (sorted) row was drawn.
+def stratified_bootstrap_indices(treatment: object, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """``n_boot`` resamples of row positions, each drawn with replacement within each arm.
 
-    Rows are drawn with replacement within each arm, so a resample keeps the arm sizes.
+    Yields one int64 array of ``len(treatment)`` positions per resample: the treated rows'
+    draws, then the control rows' (so ``treatment[idx]`` keeps both arm sizes). A resample is
+    drawn whole by numpy; resamples are yielded one at a time so memory stays at one resample
+    however large ``n_boot`` is. Deterministic for a given ``seed``: the one random stream the
+    interval code and the promotion gate's paired comparison share.
     """
-    treated_pos = np.flatnonzero(ranked.t == 1)
-    control_pos = np.flatnonzero(ranked.t == 0)
+    t = np.asarray(treatment)
+    treated_pos = np.flatnonzero(t == 1)
+    control_pos = np.flatnonzero(t == 0)
     n_t, n_c = len(treated_pos), len(control_pos)
     rng = np.random.default_rng(seed)
-    for _ in range(n_boot):
-        w = np.empty(len(ranked.t))
-        w[treated_pos] = np.bincount(rng.integers(0, n_t, n_t), minlength=n_t)
-        w[control_pos] = np.bincount(rng.integers(0, n_c, n_c), minlength=n_c)
-        yield w
+    for _ in range(int(n_boot)):
+        yield np.concatenate(
+            [treated_pos[rng.integers(0, n_t, n_t)], control_pos[rng.integers(0, n_c, n_c)]]
+        )
+
+
+def _resample_weights(ranked: _Ranked, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Per resample: how often each (sorted) row was drawn."""
+    n = len(ranked.t)
+    for idx in stratified_bootstrap_indices(ranked.t, n_boot, seed):
+        yield np.bincount(idx, minlength=n).astype(np.float64)
 
 
 def _bootstrap_ranked(
@@ -428,9 +439,8 @@ def bootstrap_interval(
         stats = _bootstrap_ranked({"metric": fast[0]}, ranked, int(n_boot), seed)["metric"]
     else:
         stats = np.empty(int(n_boot))
-        positions = np.arange(len(ranked.t))
-        for b, w in enumerate(_resample_weights(ranked, int(n_boot), seed)):
-            idx = np.repeat(positions, w.astype(np.int64))  # drawn rows, in score order
+        for b, drawn in enumerate(stratified_bootstrap_indices(ranked.t, int(n_boot), seed)):
+            idx = np.sort(drawn)  # drawn rows, in score order
             stats[b] = metric(ranked.y[idx], ranked.t[idx], ranked.u[idx], **kwargs)
     return _percentile_interval(stats, alpha)
 

@@ -3,8 +3,9 @@
 Plain Python (never dagster). Both models score the SAME held-out rows of the current training
 set (the customers ``train_and_evaluate`` holds out: the split is a stable hash of the customer,
 so neither model was fitted on them), and the Qini difference is bootstrapped *paired*: every
-resample draws one set of row indices (stratified by arm, like ``uplift_metrics``) and evaluates
-both models on it, so the noise the two scores share cancels out of the interval.
+resample draws one set of row indices (``metrics.stratified_bootstrap_indices``, the sampler of
+the metrics' intervals) and evaluates both models on it, so the noise the two scores share
+cancels out of the interval.
 
 Rule: ``promote = diff > margin and ci_low > 0`` with ``diff = qini(challenger) - qini(champion)``
 and a 95 % percentile interval. Promotion moves the ``champion`` alias to the challenger version
@@ -21,7 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from orchestration.core.model.metrics import qini_coefficient, uplift_at_k
+from orchestration.core.model.metrics import (
+    qini_coefficient,
+    stratified_bootstrap_indices,
+    uplift_at_k,
+)
 from orchestration.core.model.registry import CHALLENGER, CHAMPION, alias_version, configure
 from orchestration.core.model.training import feature_matrix, holdout_mask
 from orchestration.settings import Settings
@@ -80,16 +85,10 @@ def _predict(model: Any, X: pd.DataFrame) -> np.ndarray:
 
 
 def paired_bootstrap_indices(treatment: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """``n_boot`` x ``n`` row indices, resampled with replacement within each arm."""
-    rng = np.random.default_rng(seed)
-    treated = np.flatnonzero(treatment == 1)
-    control = np.flatnonzero(treatment == 0)
-    return np.hstack(
-        [
-            rng.choice(treated, size=(n_boot, len(treated)), replace=True),
-            rng.choice(control, size=(n_boot, len(control)), replace=True),
-        ]
-    )
+    """``n_boot`` x ``n`` row indices, resampled with replacement within each arm: the rows of
+    ``metrics.stratified_bootstrap_indices`` (the same stream ``compare_on_holdout`` uses)."""
+    rows = list(stratified_bootstrap_indices(treatment, n_boot, seed))
+    return np.vstack(rows) if rows else np.empty((0, len(treatment)), dtype=np.int64)
 
 
 def compare_on_holdout(
@@ -122,7 +121,7 @@ def compare_on_holdout(
     q_challenger = float(qini_coefficient(y, t, u_challenger))
     diff = q_challenger - q_champion
     diffs = np.empty(n_boot)
-    for b, idx in enumerate(paired_bootstrap_indices(t, n_boot, seed)):
+    for b, idx in enumerate(stratified_bootstrap_indices(t, n_boot, seed)):
         diffs[b] = qini_coefficient(y[idx], t[idx], u_challenger[idx]) - qini_coefficient(
             y[idx], t[idx], u_champion[idx]
         )
