@@ -64,6 +64,7 @@ mlflow: setup ## MLflow UI on http://127.0.0.1:5000
 
 bench: setup ## time the pipeline at 100k and 1M customers (per-stage seconds, peak memory)
 	$(BIN)/python scripts/bench_pipeline.py --customers 100000 1000000
+	$(BIN)/python scripts/bench_metrics.py
 	$(BIN)/python scripts/bench_policy.py
 	$(BIN)/python scripts/bench_gateway.py --messages 100000 --batch 500
 

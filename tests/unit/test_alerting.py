@@ -160,20 +160,19 @@ def test_webhook_escapes_mrkdwn_control_characters(webhook):
 
 def test_webhook_retries_5xx_and_delivers_once(webhook):
     webhook.statuses = [500, 500, 200]
-    started = time.monotonic()
-    WebhookNotifier(webhook.url).notify(make_alert())
-    elapsed = time.monotonic() - started
+    waits: list[float] = []
+    WebhookNotifier(webhook.url, sleep=waits.append).notify(make_alert())
 
     assert len(webhook.requests) == 3
     assert len(webhook.delivered) == 1
     assert webhook.requests[0] == webhook.requests[2]  # the same payload each time
-    assert elapsed >= 0.55  # backed off 0.2 s + 0.4 s between attempts
+    assert waits == [0.2, 0.4]  # backed off between attempts, longer each time
 
 
 def test_webhook_gives_up_after_three_attempts_naming_host_not_secret(webhook):
     webhook.statuses = [503, 503, 503, 200]
     with pytest.raises(NotificationError) as caught:
-        WebhookNotifier(webhook.url).notify(make_alert())
+        WebhookNotifier(webhook.url, sleep=lambda _: None).notify(make_alert())
     message = str(caught.value)
     assert "127.0.0.1" in message and "503" in message
     assert "secret-token" not in message
@@ -183,14 +182,14 @@ def test_webhook_gives_up_after_three_attempts_naming_host_not_secret(webhook):
 def test_webhook_does_not_retry_client_errors(webhook):
     webhook.statuses = [404]
     with pytest.raises(NotificationError, match="404"):
-        WebhookNotifier(webhook.url).notify(make_alert())
+        WebhookNotifier(webhook.url, sleep=lambda _: None).notify(make_alert())
     assert len(webhook.requests) == 1
 
 
 def test_webhook_transport_error_is_a_notification_error():
     url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
     with pytest.raises(NotificationError, match=r"127\.0\.0\.1.*3 attempts"):
-        WebhookNotifier(url, timeout=1.0).notify(make_alert())
+        WebhookNotifier(url, timeout=1.0, sleep=lambda _: None).notify(make_alert())
 
 
 # --- local SMTP server ------------------------------------------------------------------
@@ -489,8 +488,9 @@ _WORKER = textwrap.dedent(
     from orchestration.core.observability.alerting.incidents import IncidentBook
     from orchestration.core.observability.alerting.notifiers import Alert, JsonlNotifier
 
-    db, log, start = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    db, log, start, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     book, sink = IncidentBook(db), JsonlNotifier(log)
+    ready.touch()  # imported and connected: ready to race
     while not start.exists():
         pass
     keys = [f"check:k{i}" for i in range(20)]
@@ -508,16 +508,22 @@ _WORKER = textwrap.dedent(
 def test_two_processes_share_one_book_without_duplicate_alerts(tmp_path):
     db, log, start = tmp_path / "incidents.db", tmp_path / "alerts.jsonl", tmp_path / "go"
     IncidentBook(db)  # create the schema up front
+    ready = [tmp_path / f"ready{i}" for i in range(2)]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(db), str(log), str(start)],
+            [sys.executable, "-c", _WORKER, str(db), str(log), str(start), str(flag)],
             cwd=REPO,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for flag in ready
     ]
-    time.sleep(0.5)  # let both import before they race
+    # Start the race only once both have imported and opened the book (an event, not a delay).
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready):
+        assert time.monotonic() < deadline, "the workers never became ready"
+        assert all(w.poll() is None for w in workers), "a worker exited before the race"
+        time.sleep(0.01)
     start.touch()
     for worker in workers:
         _, err = worker.communicate(timeout=120)

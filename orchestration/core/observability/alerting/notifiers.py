@@ -12,7 +12,7 @@ import os
 import smtplib
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -152,12 +152,15 @@ class WebhookNotifier:
     BACKOFF: tuple[float, ...] = (0.2, 0.4)
     MAX_SECTION_CHARS = 3000  # Slack rejects longer section text
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, timeout: float = 5.0, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("webhook URL must be an absolute http(s) URL")
         self.url = url
         self.timeout = timeout
+        self.sleep = sleep  # injectable: tests record the backoff instead of waiting it out
         self.host = parts.hostname + (f":{parts.port}" if parts.port else "")
 
     def payload(self, alert: Alert) -> dict[str, Any]:
@@ -210,7 +213,7 @@ class WebhookNotifier:
                             f"webhook {self.host} answered {last} (not retried: client error)"
                         )
                 if attempt < attempts:
-                    time.sleep(self.BACKOFF[attempt - 1])
+                    self.sleep(self.BACKOFF[attempt - 1])
         raise NotificationError(f"webhook {self.host} failed after {attempts} attempts: {last}")
 
     def _redact(self, text: str) -> str:
