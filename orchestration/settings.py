@@ -4,17 +4,41 @@ Nothing here does work at import: ``Settings.from_env()`` reads the environment 
 test (or a second deployment) points the whole system at another data directory by setting
 ``CAMPAIGN_DATA_DIR`` before it builds its resources.
 
-Every setting has an embedded default that runs on one machine; switching a part to its
-production counterpart is an environment variable (or the dbt target / feature_store.yaml), never
-a code edit.
+Every setting has an embedded default that runs on one machine, stated once, in its field; its
+environment variable is ``CAMPAIGN_<FIELD NAME>`` unless the field names another one. Switching a
+part to its production counterpart is an environment variable (or the dbt target /
+feature_store.yaml), never a code edit. A bad value fails ``from_env()`` with one line that names
+the variable and what it accepts.
+
+Secrets are not settings: a provider's credentials are referenced *by name* from
+``config/gateway.yaml`` and resolved at use by :func:`secret`; the pseudonym key is read at each
+use by :func:`pseudonym_key` (cheap: it runs once per message).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import annotated_types
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
@@ -23,53 +47,44 @@ CAMPAIGNS_DIR = PROJECT_DIR / "campaigns"
 POLICY_FILE = PROJECT_DIR / "policies" / "global_policy.yaml"
 GATEWAY_CONFIG = PROJECT_DIR / "config" / "gateway.yaml"
 
+ENV_PREFIX = "CAMPAIGN_"
+# The notifier configuration (CAMPAIGN_ALERT_NOTIFIERS, _WEBHOOK_URL, _SMTP_*): checked by
+# orchestration.core.observability.alerting.notifiers.notifier_from_env.
+ALERT_ENV_PREFIX = "CAMPAIGN_ALERT_"
+PSEUDONYM_KEY_ENV = "CAMPAIGN_PSEUDONYM_KEY"
+# Public, so anyone can recompute the refs: only for development (pseudonym_key() warns).
+DEVELOPMENT_PSEUDONYM_KEY = "development-only-pseudonym-key"
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
-    try:
-        return int(raw.replace("_", ""))
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
-
+logger = logging.getLogger(__name__)
 
 # The uplift learners (orchestration.core.model.learners.LEARNERS; duplicated so that reading the
 # settings never imports LightGBM; a unit test keeps the two in step).
-LEARNERS: tuple[str, ...] = ("two_model", "class_transformation", "response")
+Learner = Literal["two_model", "class_transformation", "response"]
+LEARNERS: tuple[str, ...] = get_args(Learner)
 # Where the raw data comes from (CAMPAIGN_DATASET): the generated world, a team's own Parquet
 # files in data/raw, or the public Hillstrom e-mail campaign (orchestration.core.world.datasets).
-DATASETS: tuple[str, ...] = ("synthetic", "files", "hillstrom")
+Dataset = Literal["synthetic", "files", "hillstrom"]
+DATASETS: tuple[str, ...] = get_args(Dataset)
 # Outcomes of fct_campaign_exposures a model can learn (CAMPAIGN_TARGET).
-TARGETS: tuple[str, ...] = ("has_converted", "has_visited")
+Target = Literal["has_converted", "has_visited"]
+TARGETS: tuple[str, ...] = get_args(Target)
+# The deployment (CAMPAIGN_ENV): production refuses development fallbacks (the pseudonym key).
+Environment = Literal["development", "production"]
+ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 
 
-def default_target(dataset: str) -> str:
+def default_target(dataset: str | None) -> str:
     """The outcome a dataset's protocol models: Hillstrom's is the visit (conversions are rare)."""
     return "has_visited" if dataset == "hillstrom" else "has_converted"
 
 
-def _env_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = _env(name, default)
-    if value not in allowed:
-        raise ValueError(
-            f"environment variable {name}={value!r} is not valid; choose one of {', '.join(allowed)}"
-        )
-    return value
+class SettingsError(ValueError):
+    """A setting's environment variable holds a value it does not accept (one-line message)."""
 
 
-def _parse_utc(raw: str) -> datetime:
+def _parse_utc(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
     try:
         value = datetime.fromisoformat(raw)
     except ValueError as exc:
@@ -79,95 +94,143 @@ def _parse_utc(raw: str) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Thresholds:
+ResolvedPath = Annotated[Path, AfterValidator(lambda path: path.resolve())]
+# The world clock: an ISO timestamp; one without a zone is UTC.
+WorldClock = Annotated[datetime | None, BeforeValidator(_parse_utc)]
+
+
+def _local_mlflow_store(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').as_posix()}"
+
+
+class _FromEnvironment(BaseSettings):
+    """What every group of settings shares: the prefix, immutability and the old ``_env`` rule
+    that a value is stripped and an empty one means the default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, populate_by_name=True, env_ignore_empty=True
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        stripped = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+        return {k: v for k, v in stripped.items() if v != ""}
+
+
+class Thresholds(_FromEnvironment):
     """Gate thresholds. Each is the value a check compares its measurement against."""
 
     # Source freshness: the newest order/engagement event must be at most this old.
-    raw_freshness_hours: float = 24.0
+    raw_freshness_hours: float = Field(24.0, gt=0)
     # Feature drift: share of drifted feature columns (Evidently) that blocks the sends.
-    drift_share: float = 0.5
+    drift_share: float = Field(0.5, gt=0, le=1, validation_alias="CAMPAIGN_DRIFT_SHARE_THRESHOLD")
     # Rows sampled from each side for the drift test (stated in the check's metadata).
-    drift_sample_rows: int = 10_000
+    drift_sample_rows: int = Field(10_000, ge=1)
     # Feature availability: share of candidates that must have today's features.
-    feature_coverage: float = 0.95
+    feature_coverage: float = Field(
+        0.95, ge=0, le=1, validation_alias="CAMPAIGN_FEATURE_COVERAGE_THRESHOLD"
+    )
     # Online store: features older than this are stale (Feast serves them anyway) ...
-    online_freshness_hours: float = 48.0
+    online_freshness_hours: float = Field(48.0, gt=0)
     # ... and at most this share of sampled customers may be stale or missing online.
-    online_stale_share: float = 0.01
+    online_stale_share: float = Field(
+        0.01, ge=0, le=1, validation_alias="CAMPAIGN_ONLINE_STALE_SHARE_THRESHOLD"
+    )
+    # The champion that scores the campaigns must rank better than this Qini on its holdout
+    # (0: better than random).
+    min_champion_qini: float = 0.0
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    project_dir: Path = PROJECT_DIR
-    dbt_project_dir: Path = DBT_PROJECT_DIR
-    feature_repo_dir: Path = FEATURE_REPO_DIR
-    campaigns_dir: Path = CAMPAIGNS_DIR
-    policy_file: Path = POLICY_FILE
+class Settings(_FromEnvironment):
+    """The configuration of one deployment. Build it with :meth:`from_env`."""
+
+    # Everything the pipeline writes lives under the data directory.
+    data_dir: ResolvedPath = PROJECT_DIR / "data"
+    campaigns_dir: ResolvedPath = CAMPAIGNS_DIR
+    policy_file: ResolvedPath = POLICY_FILE
     # Providers per channel, retries, breaker (CAMPAIGN_GATEWAY_CONFIG to use another file).
-    gateway_config: Path = GATEWAY_CONFIG
-    mlflow_tracking_uri: str = ""
+    gateway_config: ResolvedPath = GATEWAY_CONFIG
+    # Public dataset downloads, shared by every data directory (CAMPAIGN_DOWNLOAD_DIR).
+    download_dir: ResolvedPath = PROJECT_DIR / "data" / "downloads"
+    # MLflow's own variable; default: a SQLite store under <data>/mlflow.
+    mlflow_tracking_uri: str = Field(
+        default_factory=lambda data: _local_mlflow_store(data["data_dir"]),
+        validation_alias="MLFLOW_TRACKING_URI",
+    )
     model_name: str = "uplift_model"
     # Synthetic world defaults (the raw data asset's run config can override them).
-    dataset: str = "synthetic"
+    dataset: Dataset = "synthetic"
     # The outcome the uplift model learns (CAMPAIGN_TARGET; default_target(dataset) if unset).
-    target: str = "has_converted"
-    world_customers: int = 100_000
-    world_seed: int = 42
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    target: Target = Field(default_factory=lambda data: default_target(data.get("dataset")))
+    world_customers: int = Field(100_000, ge=1, validation_alias="CAMPAIGN_CUSTOMERS")
+    world_seed: int = Field(42, ge=0, validation_alias="CAMPAIGN_SEED")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
     # The world clock: None is the real time. Set (CAMPAIGN_WORLD_NOW, ISO) it pins "now" for the
     # whole pipeline (world generation, dbt's decision day, freshness, decisions), so a
     # simulation or a drill can move a world through days in minutes.
-    world_now: datetime | None = None
+    world_now: WorldClock = None
     # Model lifecycle: the learner uplift_model trains (CAMPAIGN_LEARNER), the Qini margin a
     # challenger must beat the champion by to be promoted (CAMPAIGN_PROMOTION_MARGIN), a manual
     # promotion (CAMPAIGN_PROMOTE_OVERRIDE=<version>) and the measured-lift floor below which the
     # retraining sensor asks for a new model (CAMPAIGN_MIN_LIFT).
-    learner: str = "two_model"
+    learner: Learner = "two_model"
     promotion_margin: float = 0.0
     promote_override: str | None = None
     min_lift: float = 0.0
+    # The deployment (CAMPAIGN_ENV): production requires CAMPAIGN_PSEUDONYM_KEY.
+    env: Environment = "development"
+    # The key of the pseudonymous recipient refs (validated here; pseudonym_key() reads it).
+    pseudonym_key: SecretStr | None = None
+    # The kill switch (CAMPAIGN_SENDS_DISABLED=true): no message leaves the gateway.
+    sends_disabled: bool = False
+    # Where alerts link to (CAMPAIGN_DAGSTER_UI_URL; None: the alerting package's default).
+    dagster_ui_url: str | None = None
+    # CAMPAIGN_ALERT_* as read when the settings were built (see alert_env).
+    _alert_env: dict[str, str] = PrivateAttr(
+        default_factory=lambda: {
+            k: v for k, v in os.environ.items() if k.upper().startswith(ALERT_ENV_PREFIX)
+        }
+    )
+
+    @model_validator(mode="after")
+    def _production_has_a_pseudonym_key(self) -> Settings:
+        if self.env == "production" and not (
+            self.pseudonym_key and self.pseudonym_key.get_secret_value()
+        ):
+            raise ValueError(_MISSING_KEY_IN_PRODUCTION)
+        return self
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """The settings of this process's environment, validated (the one entry point)."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
 
     def now(self) -> datetime:
         return self.world_now or datetime.now(UTC)
 
-    @classmethod
-    def from_env(cls) -> Settings:
-        data_dir = Path(_env("CAMPAIGN_DATA_DIR", str(PROJECT_DIR / "data"))).resolve()
-        campaigns_dir = Path(_env("CAMPAIGN_CAMPAIGNS_DIR", str(CAMPAIGNS_DIR))).resolve()
-        policy_file = Path(_env("CAMPAIGN_POLICY_FILE", str(POLICY_FILE))).resolve()
-        mlflow_uri = _env(
-            "MLFLOW_TRACKING_URI", f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').as_posix()}"
-        )
-        thresholds = Thresholds(
-            raw_freshness_hours=_env_float("CAMPAIGN_RAW_FRESHNESS_HOURS", 24.0),
-            drift_share=_env_float("CAMPAIGN_DRIFT_SHARE_THRESHOLD", 0.5),
-            drift_sample_rows=_env_int("CAMPAIGN_DRIFT_SAMPLE_ROWS", 10_000),
-            feature_coverage=_env_float("CAMPAIGN_FEATURE_COVERAGE_THRESHOLD", 0.95),
-            online_freshness_hours=_env_float("CAMPAIGN_ONLINE_FRESHNESS_HOURS", 48.0),
-            online_stale_share=_env_float("CAMPAIGN_ONLINE_STALE_SHARE_THRESHOLD", 0.01),
-        )
-        world_now = _env("CAMPAIGN_WORLD_NOW", "")
-        dataset = _env_choice("CAMPAIGN_DATASET", "synthetic", DATASETS)
-        return cls(
-            world_now=_parse_utc(world_now) if world_now else None,
-            data_dir=data_dir,
-            campaigns_dir=campaigns_dir,
-            policy_file=policy_file,
-            gateway_config=Path(_env("CAMPAIGN_GATEWAY_CONFIG", str(GATEWAY_CONFIG))).resolve(),
-            mlflow_tracking_uri=mlflow_uri,
-            model_name=_env("CAMPAIGN_MODEL_NAME", "uplift_model"),
-            dataset=dataset,
-            target=_env_choice("CAMPAIGN_TARGET", default_target(dataset), TARGETS),
-            world_customers=_env_int("CAMPAIGN_CUSTOMERS", 100_000),
-            world_seed=_env_int("CAMPAIGN_SEED", 42),
-            thresholds=thresholds,
-            learner=_env_choice("CAMPAIGN_LEARNER", "two_model", LEARNERS),
-            promotion_margin=_env_float("CAMPAIGN_PROMOTION_MARGIN", 0.0),
-            promote_override=_env("CAMPAIGN_PROMOTE_OVERRIDE", "") or None,
-            min_lift=_env_float("CAMPAIGN_MIN_LIFT", 0.0),
-        )
+    @property
+    def alert_env(self) -> Mapping[str, str]:
+        """The notifier configuration (``CAMPAIGN_ALERT_*``) for ``notifier_from_env``."""
+        return MappingProxyType(self._alert_env)
+
+    # --- the code base (not configurable) ------------------------------------------------
+    @property
+    def project_dir(self) -> Path:
+        return PROJECT_DIR
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return DBT_PROJECT_DIR
+
+    @property
+    def feature_repo_dir(self) -> Path:
+        return FEATURE_REPO_DIR
 
     # --- where things live under data/ -------------------------------------------------
     @property
@@ -177,10 +240,6 @@ class Settings:
     @property
     def ground_truth_dir(self) -> Path:
         return self.data_dir / "ground_truth"
-
-    @property
-    def warehouse_path(self) -> Path:
-        return self.data_dir / "warehouse" / "warehouse.duckdb"
 
     @property
     def exports_dir(self) -> Path:
@@ -221,6 +280,138 @@ class Settings:
     def dagster_home(self) -> Path:
         return self.data_dir / "dagster_home"
 
-    def dbt_env(self) -> dict[str, str]:
-        """Environment the dbt subprocess needs to find the same data directory."""
-        return {"CAMPAIGN_DATA_DIR": str(self.data_dir)}
+    @property
+    def metrics_db(self) -> Path:
+        """The run metrics table (orchestration.core.observability.metrics_table)."""
+        return self.data_dir / "metrics" / "metrics.db"
+
+    @property
+    def alerts_dir(self) -> Path:
+        return self.data_dir / "alerts"
+
+    @property
+    def alert_log(self) -> Path:
+        """The JSONL record of every alert sent (always written, whatever the notifiers)."""
+        return self.alerts_dir / "alerts.jsonl"
+
+    @property
+    def incident_book(self) -> Path:
+        """The incident book: one alert per incident, a recovery notice when it clears."""
+        return self.alerts_dir / "incidents.db"
+
+
+# --- secrets, read at use ----------------------------------------------------------------------
+
+_MISSING_KEY_IN_PRODUCTION = (
+    f"{PSEUDONYM_KEY_ENV} is not set: CAMPAIGN_ENV=production requires a secret pseudonym key "
+    "(the development key is public, so recipient refs could be joined back to customers)"
+)
+
+
+class DevelopmentKeyWarning(UserWarning):
+    """Recipient refs are keyed with the public development key."""
+
+
+def secret(name: str) -> str:
+    """The value of the secret a config file references by environment variable name (a
+    provider's ``token_env``, ``username_env``, ``password_env``); "" when it is not set."""
+    return os.environ.get(name, "")
+
+
+def pseudonym_key() -> bytes:
+    """The key of the pseudonymous recipient refs (``CAMPAIGN_PSEUDONYM_KEY``), read at each use.
+
+    Without it, production (``CAMPAIGN_ENV=production``) fails with a one-line error; any other
+    deployment falls back to the public development key and warns, once.
+    """
+    key = os.environ.get(PSEUDONYM_KEY_ENV, "").strip()
+    if key:
+        return key.encode()
+    _development_key_allowed(os.environ.get("CAMPAIGN_ENV", "").strip())
+    return DEVELOPMENT_PSEUDONYM_KEY.encode()
+
+
+@functools.cache
+def _development_key_allowed(env: str) -> None:
+    """Raise in production; warn (once per process and CAMPAIGN_ENV value) anywhere else."""
+    env = env or Settings.model_fields["env"].default
+    if env not in ENVIRONMENTS:
+        raise SettingsError(
+            f"environment variable CAMPAIGN_ENV={env!r} is not valid: expected one of "
+            + ", ".join(ENVIRONMENTS)
+        )
+    if env == "production":
+        raise SettingsError(_MISSING_KEY_IN_PRODUCTION)
+    message = (
+        f"{PSEUDONYM_KEY_ENV} is not set: recipient refs use the public development key "
+        f"(CAMPAIGN_ENV={env}); set {PSEUDONYM_KEY_ENV} to a secret in any shared deployment"
+    )
+    logger.warning(message)
+    warnings.warn(message, DevelopmentKeyWarning, stacklevel=3)
+
+
+# --- one-line errors ---------------------------------------------------------------------------
+
+
+def _env_var(name: str, field: FieldInfo) -> str:
+    alias = field.validation_alias
+    return alias if isinstance(alias, str) else f"{ENV_PREFIX}{name}".upper()
+
+
+def _expected(field: FieldInfo) -> str:
+    """What a field accepts, in words: its choices, or its kind and range."""
+    annotation = field.annotation
+    if get_origin(annotation) is not Literal:
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = options[0] if options else annotation
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(annotation))
+    kind = {int: "an integer", float: "a number", bool: "true or false"}.get(annotation, "a value")
+    if annotation is datetime:
+        kind = "an ISO timestamp (e.g. 2026-11-23T09:00:00Z)"
+    low = high = None
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Gt):
+            low = ("(", bound.gt)
+        elif isinstance(bound, annotated_types.Ge):
+            low = ("[", bound.ge)
+        elif isinstance(bound, annotated_types.Lt):
+            high = (")", bound.lt)
+        elif isinstance(bound, annotated_types.Le):
+            high = ("]", bound.le)
+    if low and high:
+        return f"{kind} in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    if low:
+        return f"{kind} {'>' if low[0] == '(' else '>='} {low[1]}"
+    if high:
+        return f"{kind} {'<' if high[0] == ')' else '<='} {high[1]}"
+    return kind
+
+
+def _one_line(exc: ValidationError) -> str:
+    """The validation errors as one line per variable, joined: variable, value, what it takes."""
+    model = {"Settings": Settings, "Thresholds": Thresholds}.get(exc.title, Settings)
+    by_key = {name: (name, f) for name, f in model.model_fields.items()}
+    by_key |= {
+        f.validation_alias: (name, f)
+        for name, f in model.model_fields.items()
+        if isinstance(f.validation_alias, str)
+    }
+    problems = []
+    for error in exc.errors():
+        if error["type"] == "default_factory_not_called":
+            continue  # a default derived from a field that failed: that field is reported
+        reason = error.get("ctx", {}).get("error")
+        if error["type"] == "value_error" and reason is not None:
+            problems.append(str(reason))  # a validator's own message, naming its variable
+            continue
+        key = error["loc"][0] if error["loc"] else None
+        if key not in by_key:
+            problems.append(f"{model.__name__}: {error['msg']}")
+            continue
+        name, field = by_key[key]
+        problems.append(
+            f"environment variable {_env_var(name, field)}={error['input']!r} is not "
+            f"valid: expected {_expected(field)}"
+        )
+    return "; ".join(problems)

@@ -12,7 +12,6 @@ from the check evaluations whatever the run status.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ from orchestration.core.observability.alerting.evaluate import (
 from orchestration.settings import Settings
 
 SENDS_ASSET = "campaign_sends"
-UI_URL_ENV = "CAMPAIGN_DAGSTER_UI_URL"
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]
 
 
@@ -114,15 +112,16 @@ def evaluate_run_alerts(
 
     The function ``campaign run`` and the sensors share. ``data_dir`` defaults to the settings'
     (the book is ``<data_dir>/alerts/incidents.db``, the log ``<data_dir>/alerts/alerts.jsonl``);
-    notifiers come from ``env`` (default ``os.environ``): ``CAMPAIGN_ALERT_NOTIFIERS``.
+    notifiers come from ``env`` (default: the settings' ``CAMPAIGN_ALERT_*``); alerts link to
+    ``CAMPAIGN_DAGSTER_UI_URL`` (default ``DEFAULT_UI_URL``).
     """
-    env = os.environ if env is None else env
+    settings = Settings.from_env()
     facts = run_facts_from_instance(instance, run_id)
     return notify_run(
         facts,
-        data_dir if data_dir is not None else Settings.from_env().data_dir,
-        env,
-        ui_url=(env.get(UI_URL_ENV) or "").strip() or DEFAULT_UI_URL,
+        data_dir if data_dir is not None else settings.data_dir,
+        settings.alert_env if env is None else env,
+        ui_url=settings.dagster_ui_url or DEFAULT_UI_URL,
     )
 
 

@@ -247,9 +247,7 @@ def record_guardrails(
         challenger_version=str(challenger_version),
     )
     save_state(settings, model, state)
-    notifier = notifier_from_env(
-        os.environ if env is None else env, settings.data_dir / "alerts" / "alerts.jsonl"
-    )
+    notifier = notifier_from_env(settings.alert_env if env is None else env, settings.alert_log)
     notifier.notify(
         Alert(
             incident_key=f"canary:{model}",

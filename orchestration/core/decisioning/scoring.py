@@ -49,8 +49,6 @@ def score_with_aliases(
 ) -> ScoringResult:
     """Score rows that have features with each ``models:/<name>@<alias>``; rows without features
     get NaN (the policy engine excludes them as missing_score)."""
-    from dataclasses import replace
-
     from orchestration.core.model.registry import configure, load_alias
     from orchestration.core.model.training import feature_matrix
 
@@ -65,7 +63,7 @@ def score_with_aliases(
         ref = model_ref(name, alias)
         try:
             version = client.get_model_version_by_alias(name, alias).version
-            model = load_alias(replace(settings, model_name=name), alias)
+            model = load_alias(settings.model_copy(update={"model_name": name}), alias)
         except Exception as exc:  # noqa: BLE001 - a missing alias or model is reported, not fatal
             result.unavailable[ref] = str(exc).splitlines()[0][:300]
             continue

@@ -19,13 +19,13 @@ messages the provider already holds. The gateway asks it before re-sending an un
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
 
 from orchestration.core.delivery.providers import OutgoingMessage, ProviderError, ProviderResult
+from orchestration.settings import secret
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -71,7 +71,7 @@ class HttpProvider:
         self.timeout = timeout_seconds
         headers = {"Content-Type": "application/json"}
         if token_env:
-            token = os.environ.get(token_env, "")
+            token = secret(token_env)  # a named secret: the variable the config names
             if not token:
                 raise ValueError(
                     f"provider {name!r}: environment variable {token_env} is empty; set it to the"

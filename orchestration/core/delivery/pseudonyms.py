@@ -1,23 +1,22 @@
 """Pseudonymous identifiers: a keyed hash of the customer id.
 
 What leaves the warehouse towards a provider, and what appears in alerts or exported reports,
-is ``recipient_ref(customer_id)``, not the id itself: without the key (from the environment,
-``CAMPAIGN_PSEUDONYM_KEY``) it cannot be joined back to a customer. The embedded default uses a
-fixed development key and says so; a deployment sets its own.
+is ``recipient_ref(customer_id)``, not the id itself: without the key (``CAMPAIGN_PSEUDONYM_KEY``,
+read by :func:`orchestration.settings.pseudonym_key`) it cannot be joined back to a customer.
+Development falls back to a fixed, public key and warns once; production
+(``CAMPAIGN_ENV=production``) refuses to run without a key of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 
-KEY_ENV = "CAMPAIGN_PSEUDONYM_KEY"
-DEVELOPMENT_KEY = "development-only-pseudonym-key"
+from orchestration.settings import DEVELOPMENT_PSEUDONYM_KEY as DEVELOPMENT_KEY
+from orchestration.settings import PSEUDONYM_KEY_ENV as KEY_ENV
+from orchestration.settings import pseudonym_key
 
-
-def pseudonym_key() -> bytes:
-    return (os.environ.get(KEY_ENV, "").strip() or DEVELOPMENT_KEY).encode()
+__all__ = ["DEVELOPMENT_KEY", "KEY_ENV", "pseudonym_key", "recipient_ref"]
 
 
 def recipient_ref(customer_id: int, key: bytes | None = None) -> str:

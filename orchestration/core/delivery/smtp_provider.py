@@ -8,11 +8,11 @@ whose outcome is unknown through this provider (it is marked failed as unconfirm
 
 from __future__ import annotations
 
-import os
 import smtplib
 from email.message import EmailMessage
 
 from orchestration.core.delivery.providers import OutgoingMessage, ProviderError, ProviderResult
+from orchestration.settings import secret
 
 
 class SmtpProvider:
@@ -37,8 +37,9 @@ class SmtpProvider:
         self.sender = sender
         self.timeout = timeout_seconds
         self.starttls = starttls
-        self.username = os.environ.get(username_env, "") if username_env else ""
-        self.password = os.environ.get(password_env, "") if password_env else ""
+        # Credentials are named secrets (the variables config/gateway.yaml names), never values.
+        self.username = secret(username_env) if username_env else ""
+        self.password = secret(password_env) if password_env else ""
 
     def _email(self, m: OutgoingMessage) -> EmailMessage:
         email = EmailMessage()

@@ -1,7 +1,7 @@
 """Measured lift of our own campaigns: treated (sent) vs holdout, per campaign and send day.
 
-A cohort is complete when its 14-day outcome window has closed; younger cohorts are reported as
-partial. The interval is the normal approximation of a difference of two proportions. Random
+A cohort is complete when its outcome window (``OUTCOME_WINDOW_DAYS``) has closed; younger
+cohorts are reported as partial. The interval is the normal approximation of a difference of two proportions. Random
 targeting at the same volume is the average effect of the past randomized campaigns (what a
 message does to a random customer) and, on the synthetic world, the true mean effect over the
 eligible customers; model targeting is the measured lift of the audience it chose.
@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-WINDOW = timedelta(days=14)
+from orchestration.core.common.outcome_window import OUTCOME_WINDOW_DAYS
+
+WINDOW = timedelta(days=OUTCOME_WINDOW_DAYS)
 Z95 = 1.959963984540054
 
 

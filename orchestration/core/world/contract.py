@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from orchestration.core.common.outcome_window import OUTCOME_WINDOW_DAYS as OUTCOME_WINDOW_DAYS
+
 CHANNELS: tuple[str, ...] = ("email", "sms", "push")
 ARMS: tuple[str, ...] = ("treatment", "control")
 ENGAGEMENT_EVENT_TYPES: tuple[str, ...] = ("open", "click", "dismiss", "session")
@@ -26,6 +28,9 @@ ORDER_CATEGORIES: tuple[str, ...] = ("mens", "womens", "other")
 SALES_CHANNELS: tuple[str, ...] = ("web", "phone", "store")
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+# OUTCOME_WINDOW_DAYS (imported above): an exposure's outcomes are the orders and sessions in
+# [exposed_at, exposed_at + OUTCOME_WINDOW_DAYS); the world, the public datasets and the lift all
+# use this one window (it lives in core.common, below the lift measurement's layer).
 
 
 @dataclass(frozen=True)

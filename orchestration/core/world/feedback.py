@@ -2,11 +2,11 @@
 
 After each run, the campaign's treated customers (delivered sends) and its measurement holdout
 are appended to a feedback log. When the world is (re)generated, every logged exposure is played
-into it like one of its own randomized campaigns: inside the 14 days after the exposure the
-customer's background orders are replaced by one Bernoulli draw with the ground-truth
-probability of the arm (treated: p1, holdout: p0); treated customers may unsubscribe (sleeping
-dogs more often). Outcomes land with a delay: only events up to the world's "now" exist, so a
-cohort's results fill in over the following two weeks. The exposures themselves are written to
+into it like one of its own randomized campaigns: inside the outcome window after the exposure
+(``OUTCOME_WINDOW_DAYS``) the customer's background orders are replaced by one Bernoulli draw
+with the ground-truth probability of the arm (treated: p1, holdout: p0); treated customers may
+unsubscribe (sleeping dogs more often). Outcomes land with a delay: only events up to the world's
+"now" exist, so a cohort's results fill in over the following window. The exposures themselves are written to
 ``campaign_exposures``, so later models learn from our own campaigns too.
 
 Draws are salted hashes of (seed, campaign, customer, day): regenerating the world gives the
@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestration.core.common.hashing import stable_unit_interval
-from orchestration.core.world.contract import RAW_TABLES_BY_NAME, raw_path
+from orchestration.core.world.contract import OUTCOME_WINDOW_DAYS, RAW_TABLES_BY_NAME, raw_path
 
-WINDOW = timedelta(days=14)
+WINDOW = timedelta(days=OUTCOME_WINDOW_DAYS)
 FEEDBACK_COLUMNS = ["campaign_id", "customer_id", "channel", "arm", "exposed_at", "source_run"]
 # Unsubscribe probability per treated message: everyone a little, sleeping dogs much more.
 UNSUBSCRIBE_BASE = 0.005
@@ -94,30 +94,13 @@ def _write(raw_dir: Path, name: str, frame: pd.DataFrame) -> None:
     tmp.replace(path)
 
 
-def apply_feedback(
-    raw_dir: Path, ground_truth: pd.DataFrame, feedback: pd.DataFrame, as_of: datetime, seed: int
-) -> dict[str, int]:
-    """Play the logged exposures into freshly generated raw tables (see the module doc)."""
-    as_of_ts = pd.Timestamp(as_of)
-    fb = feedback.copy()
-    if fb.empty:
-        return {"exposures": 0, "conversions": 0, "unsubscribes": 0}
-    fb["exposed_at"] = pd.to_datetime(fb["exposed_at"], utc=True)
-    fb = fb[fb["exposed_at"] <= as_of_ts]
-    truth = ground_truth.set_index("customer_id")
-    fb = fb[fb["customer_id"].isin(truth.index)].reset_index(drop=True)
-    if fb.empty:
-        return {"exposures": 0, "conversions": 0, "unsubscribes": 0}
-    treated = (fb["arm"] == "treatment").to_numpy()
-    p = np.where(
-        treated,
-        truth.loc[fb["customer_id"], "treated_conversion_probability"].to_numpy(),
-        truth.loc[fb["customer_id"], "base_conversion_probability"].to_numpy(),
-    )
-    window_end = fb["exposed_at"] + WINDOW
-
+def _replace_window_orders(
+    raw_dir: Path, fb: pd.DataFrame, p: np.ndarray, as_of_ts: pd.Timestamp, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Background orders inside an exposure window give way to the outcome draw (probability
+    ``p``); ``(converted, landed)``: landed are the conversions that happened by ``as_of``."""
     orders = pd.read_parquet(raw_path(raw_dir, "orders"))
-    # background orders inside an exposure window are replaced by the outcome draw
+    window_end = fb["exposed_at"] + WINDOW
     spans = fb[["customer_id", "exposed_at"]].assign(window_end=window_end)
     joined = orders[["order_id", "customer_id", "ordered_at"]].merge(spans, on="customer_id")
     inside = joined[
@@ -149,8 +132,18 @@ def apply_feedback(
         }
     )
     _write(raw_dir, "orders", _append(orders, new_orders))
+    return converted, landed
 
-    segment = truth.loc[fb["customer_id"], "segment"].to_numpy()
+
+def _add_unsubscribes(
+    raw_dir: Path,
+    fb: pd.DataFrame,
+    segment: np.ndarray,
+    treated: np.ndarray,
+    as_of_ts: pd.Timestamp,
+    seed: int,
+) -> np.ndarray:
+    """Treated customers may unsubscribe (sleeping dogs more often); who did by ``as_of``."""
     p_unsub = (
         np.where(segment == "sleeping_dog", UNSUBSCRIBE_SLEEPING_DOG, UNSUBSCRIBE_BASE) * treated
     )
@@ -172,7 +165,10 @@ def apply_feedback(
         }
     )
     _write(raw_dir, "consent_events", _append(consents, new_consents))
+    return unsubscribed
 
+
+def _add_exposures(raw_dir: Path, fb: pd.DataFrame) -> None:
     exposures = pd.read_parquet(raw_path(raw_dir, "campaign_exposures"))
     new_exposures = pd.DataFrame(
         {
@@ -187,6 +183,32 @@ def apply_feedback(
         }
     )
     _write(raw_dir, "campaign_exposures", pd.concat([exposures, new_exposures], ignore_index=True))
+
+
+def apply_feedback(
+    raw_dir: Path, ground_truth: pd.DataFrame, feedback: pd.DataFrame, as_of: datetime, seed: int
+) -> dict[str, int]:
+    """Play the logged exposures into freshly generated raw tables (see the module doc)."""
+    as_of_ts = pd.Timestamp(as_of)
+    fb = feedback.copy()
+    if fb.empty:
+        return {"exposures": 0, "conversions": 0, "unsubscribes": 0}
+    fb["exposed_at"] = pd.to_datetime(fb["exposed_at"], utc=True)
+    fb = fb[fb["exposed_at"] <= as_of_ts]
+    truth = ground_truth.set_index("customer_id")
+    fb = fb[fb["customer_id"].isin(truth.index)].reset_index(drop=True)
+    if fb.empty:
+        return {"exposures": 0, "conversions": 0, "unsubscribes": 0}
+    treated = (fb["arm"] == "treatment").to_numpy()
+    p = np.where(
+        treated,
+        truth.loc[fb["customer_id"], "treated_conversion_probability"].to_numpy(),
+        truth.loc[fb["customer_id"], "base_conversion_probability"].to_numpy(),
+    )
+    converted, landed = _replace_window_orders(raw_dir, fb, p, as_of_ts, seed)
+    segment = truth.loc[fb["customer_id"], "segment"].to_numpy()
+    unsubscribed = _add_unsubscribes(raw_dir, fb, segment, treated, as_of_ts, seed)
+    _add_exposures(raw_dir, fb)
     return {
         "exposures": len(fb),
         "conversions": int(landed.sum()),

@@ -46,6 +46,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +64,7 @@ from orchestration.core.world.contract import (
     ENGAGEMENT_EVENTS,
     ORDER_CATEGORIES,
     ORDERS,
+    OUTCOME_WINDOW_DAYS,
     RAW_TABLES,
     SALES_CHANNELS,
     SUPPRESSION_REASONS,
@@ -146,7 +148,7 @@ _SUPPRESSION_ONE_REASONS = (("hard_bounce", 0.7), ("complaint", 0.3))
 _CONSENT_SOURCES = ("signup", "preference_center", "unsubscribe_link")
 
 # --- past randomized campaigns ----------------------------------------------------------------
-ATTRIBUTION_WINDOW_DAYS = 14
+ATTRIBUTION_WINDOW_DAYS = OUTCOME_WINDOW_DAYS  # the raw contract's outcome window
 CAMPAIGN_SAMPLE_SHARE = 0.6
 TREATMENT_SHARE = 0.5
 SEND_HOURS_UTC = (9, 18)  # exposed_at = campaign day + uniform time in [09:00, 18:00) UTC
@@ -346,33 +348,121 @@ class _Chunk:
     campaign_stats: list[dict]
 
 
-def _generate_chunk(
-    spec: WorldSpec, as_of: int, chunk: int, first_id: int, n: int, ids: _Counters
-) -> _Chunk:
-    """One chunk of customers and all their rows; ``as_of`` in whole seconds (exclusive)."""
-    seed = spec.seed
-    cust = np.arange(first_id, first_id + n, dtype=np.int64)
-    drift_start = as_of - DRIFT_DAYS * _DAY
+@dataclass(frozen=True)
+class _Frame:
+    """What every table of one chunk shares: the customer ids, the clock and the random streams.
+
+    Times are whole seconds since the epoch; ``as_of`` is exclusive.
+    """
+
+    spec: WorldSpec
+    chunk: int
+    n: int
+    cust: np.ndarray  # customer ids
+    as_of: int
+    end: np.ndarray  # as_of, one per customer
+    drift_start: int
+    history_start: int
+    day0: int  # midnight (UTC) of as_of
+    window: int  # the attribution window
+    base: int  # no time is earlier
+
+    def rng(self, stream: int) -> np.random.Generator:
+        return _rng(self.spec.seed, self.chunk, stream)
+
+
+def _frame(spec: WorldSpec, as_of: int, chunk: int, first_id: int, n: int) -> _Frame:
     history_start = as_of - spec.history_days * _DAY
     signup_lo = as_of - SIGNUP_SPAN_DAYS * _DAY
-    signup_hi = as_of - MIN_TENURE_DAYS * _DAY
     day0 = as_of - as_of % _DAY
     earliest_campaign = day0 - max(c.days_before for c in PAST_CAMPAIGNS) * _DAY
-    base = min(signup_lo, history_start, earliest_campaign)  # no time is earlier
-    end = np.full(n, as_of)
+    return _Frame(
+        spec=spec,
+        chunk=chunk,
+        n=n,
+        cust=np.arange(first_id, first_id + n, dtype=np.int64),
+        as_of=as_of,
+        end=np.full(n, as_of),
+        drift_start=as_of - DRIFT_DAYS * _DAY,
+        history_start=history_start,
+        day0=day0,
+        window=ATTRIBUTION_WINDOW_DAYS * _DAY,
+        base=min(signup_lo, history_start, earliest_campaign),
+    )
 
-    # customers ------------------------------------------------------------------------------
-    rng = _rng(seed, chunk, _S_CUSTOMERS)
+
+class _Profile(NamedTuple):
+    signed_up: np.ndarray
+    region: np.ndarray
+    tz: np.ndarray
+    updated: np.ndarray
+    observed_from: np.ndarray  # sign-up or the start of the history: orders and events begin
+
+
+class _Latent(NamedTuple):
+    seg: np.ndarray
+    order_rate: np.ndarray  # orders per day
+    open_rate: np.ndarray  # per day and consented channel, like click and dismiss
+    click_rate: np.ndarray
+    dismiss_rate: np.ndarray
+    session_rate: np.ndarray
+    amount_mean: np.ndarray
+    p0: np.ndarray  # conversion probability in the attribution window without a message
+    p1: np.ndarray  # ... and with one
+
+
+class _Reach(NamedTuple):
+    """Consent and contact points: (channel, customer) matrices."""
+
+    signed_up: np.ndarray
+    opted_at_signup: np.ndarray
+    has_contact: np.ndarray
+    verified: np.ndarray
+    change_at: np.ndarray  # the one consent change per channel; int64 max when none
+
+    def opted_in(self, k: int, t: np.ndarray) -> np.ndarray:
+        """Consent on channel k at times t: the latest event at or before t."""
+        return (t >= self.signed_up) & (self.opted_at_signup[k] ^ (t >= self.change_at[k]))
+
+
+class _Suppressed(NamedTuple):
+    all_channels: np.ndarray
+    one_channel: np.ndarray
+    channel: np.ndarray  # the channel of a one-channel suppression
+    at: np.ndarray
+
+    def at_send(self, k: int, send_at: np.ndarray) -> np.ndarray:
+        """Suppressed on channel k at send_at."""
+        return (self.all_channels | (self.one_channel & (self.channel == k))) & (self.at <= send_at)
+
+
+class _Exposed(NamedTuple):
+    """The past campaigns' outcome windows and the orders that replace the background ones."""
+
+    window_start: np.ndarray  # (campaign, customer); -1: not exposed
+    conv_idx: list[np.ndarray]
+    conv_at: list[np.ndarray]
+    stats: list[dict]
+
+
+def _draw_customers(f: _Frame) -> _Profile:
+    n = f.n
+    rng = f.rng(_S_CUSTOMERS)
+    signup_lo = f.as_of - SIGNUP_SPAN_DAYS * _DAY
+    signup_hi = f.as_of - MIN_TENURE_DAYS * _DAY
     signed_up = _uniform_times(rng, np.full(n, signup_lo), np.full(n, signup_hi))
     region = _choice(rng, n, tuple(r[1] for r in REGIONS))
     tz = _REGION_TZ_OFFSET[region] + (rng.random(n) * _REGION_TZ_COUNT[region]).astype(np.int64)
     updated = signed_up.copy()
     touched = rng.random(n) < PROFILE_UPDATE_SHARE
-    upd_start = np.maximum(signed_up, as_of - PROFILE_UPDATE_DAYS * _DAY)
-    updated[touched] = _uniform_times(rng, upd_start[touched], end[touched])
+    upd_start = np.maximum(signed_up, f.as_of - PROFILE_UPDATE_DAYS * _DAY)
+    updated[touched] = _uniform_times(rng, upd_start[touched], f.end[touched])
+    return _Profile(signed_up, region, tz, updated, np.maximum(signed_up, f.history_start))
 
-    # latent behaviour -----------------------------------------------------------------------
-    rng = _rng(seed, chunk, _S_LATENT)
+
+def _draw_latent(f: _Frame) -> _Latent:
+    n = f.n
+    rng = f.rng(_S_LATENT)
     seg = _choice(rng, n, tuple(s.share for s in SEGMENTS))
     z_order, z_eng, z_dismiss, z_session, z_amount = rng.standard_normal((5, n))
     base_rate = np.array([1.0 / s.days_between_orders for s in SEGMENTS])[seg]
@@ -402,12 +492,17 @@ def _generate_chunk(
         default=-(0.05 + 0.10 * _sigmoid(z_dismiss)),  # sleeping dogs
     )
     p1 = np.clip(p0 + tau, 0.001, 0.999)
+    return _Latent(
+        seg, order_rate, open_rate, click_rate, dismiss_rate, session_rate, amount_mean, p0, p1
+    )
 
-    # consent at sign-up and contact points ---------------------------------------------------
-    rng = _rng(seed, chunk, _S_CONSENT)
-    n_ch = len(CHANNELS)
-    opted_at_signup = np.stack([rng.random(n) < SIGNUP_OPT_IN[c] for c in CHANNELS])  # (3, n)
-    rng_c = _rng(seed, chunk, _S_CONTACT)
+
+def _contact_points(
+    f: _Frame, signed_up: np.ndarray, opted_at_signup: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """``(has_contact, verified, contact_points)``; an opt-in at sign-up has a contact point."""
+    n, n_ch, cust = f.n, len(CHANNELS), f.cust
+    rng_c = f.rng(_S_CONTACT)
     has_contact = np.empty((n_ch, n), dtype=bool)
     for k, c in enumerate(CHANNELS):
         # an opt-in needs somewhere to send to: the rest of the share goes to the others
@@ -437,8 +532,21 @@ def _generate_chunk(
         ],
         schema=CONTACT_POINTS.schema,
     )
+    return has_contact, verified, contact_points
 
-    # consent events: one per channel at sign-up, then at most one change per channel ---------
+
+def _consent_events(
+    f: _Frame,
+    rng: np.random.Generator,
+    seg: np.ndarray,
+    signed_up: np.ndarray,
+    opted_at_signup: np.ndarray,
+    has_contact: np.ndarray,
+    ids: _Counters,
+) -> tuple[np.ndarray, pa.Table]:
+    """One event per channel at sign-up, then at most one change per channel: ``(change_at,
+    consent_events)``; ``rng`` is the consent stream after the sign-up draws."""
+    n, n_ch = f.n, len(CHANNELS)
     is_dog = seg == _SEG["sleeping_dog"]
     change_p = np.where(opted_at_signup & is_dog, SLEEPING_DOG_OPT_OUT_SHARE, CONSENT_CHANGE_SHARE)
     change_p[~opted_at_signup & ~has_contact] = 0.0  # cannot opt in without a contact point
@@ -447,7 +555,7 @@ def _generate_chunk(
     change_at = np.full((n_ch, n), never)
     ch_k, ch_i = np.nonzero(changes)
     # strictly after sign-up, so the change is the latest event from then on
-    change_at[ch_k, ch_i] = _uniform_times(rng, signed_up[ch_i] + 1, end[ch_i])
+    change_at[ch_k, ch_i] = _uniform_times(rng, signed_up[ch_i] + 1, f.end[ch_i])
     to_out = opted_at_signup[ch_k, ch_i]
     out_source = np.where(rng.random(ch_i.size) < 0.6, 2, 1)  # unsubscribe link or pref. center
     ce_idx = np.concatenate([np.repeat(np.arange(n), n_ch), ch_i])
@@ -458,11 +566,11 @@ def _generate_chunk(
         ]
     )
     ce_at = np.concatenate([np.repeat(signed_up, n_ch), change_at[ch_k, ch_i]])
-    ce_idx, ce_at, ce_payload = _sort_by_customer_time(ce_idx, ce_at, ce_payload, base)
+    ce_idx, ce_at, ce_payload = _sort_by_customer_time(ce_idx, ce_at, ce_payload, f.base)
     consent_events = pa.table(
         [
             _ids(ids.consent_event_id, ce_idx.size),
-            pa.array(cust[ce_idx]),
+            pa.array(f.cust[ce_idx]),
             _strings(ce_payload & 3, CHANNELS),
             pa.array((ce_payload & 4).astype(bool)),
             _strings(ce_payload >> 3, _CONSENT_SOURCES),
@@ -471,18 +579,32 @@ def _generate_chunk(
         schema=CONSENT_EVENTS.schema,
     )
     ids.consent_event_id += ce_idx.size
+    return change_at, consent_events
 
-    def opted_in(k: int, t: np.ndarray) -> np.ndarray:
-        """Consent on channel k at times t: the latest event at or before t."""
-        return (t >= signed_up) & (opted_at_signup[k] ^ (t >= change_at[k]))
 
-    # suppressions ---------------------------------------------------------------------------
-    rng = _rng(seed, chunk, _S_SUPPRESS)
+def _consent_and_contact(
+    f: _Frame, signed_up: np.ndarray, seg: np.ndarray, ids: _Counters
+) -> tuple[_Reach, pa.Table, pa.Table]:
+    """``(reach, contact_points, consent_events)``: consent at sign-up, then contact points,
+    then the later consent changes."""
+    rng = f.rng(_S_CONSENT)
+    opted_at_signup = np.stack([rng.random(f.n) < SIGNUP_OPT_IN[c] for c in CHANNELS])  # (3, n)
+    has_contact, verified, contact_points = _contact_points(f, signed_up, opted_at_signup)
+    change_at, consent_events = _consent_events(
+        f, rng, seg, signed_up, opted_at_signup, has_contact, ids
+    )
+    reach = _Reach(signed_up, opted_at_signup, has_contact, verified, change_at)
+    return reach, contact_points, consent_events
+
+
+def _suppressions(f: _Frame, signed_up: np.ndarray, ids: _Counters) -> tuple[_Suppressed, pa.Table]:
+    n = f.n
+    rng = f.rng(_S_SUPPRESS)
     u = rng.random(n)
     sup_all = u < SUPPRESSED_ALL_SHARE
     sup_one = (u >= SUPPRESSED_ALL_SHARE) & (u < SUPPRESSED_ALL_SHARE + SUPPRESSED_ONE_SHARE)
     sup_channel = _choice(rng, n, (0.6, 0.2, 0.2))  # email bounces most often
-    sup_at = _uniform_times(rng, signed_up, end)
+    sup_at = _uniform_times(rng, signed_up, f.end)
     reason_all = np.array([SUPPRESSION_REASONS.index(r) for r, _ in _SUPPRESSION_ALL_REASONS])[
         _choice(rng, n, tuple(w for _, w in _SUPPRESSION_ALL_REASONS))
     ]
@@ -493,7 +615,7 @@ def _generate_chunk(
     suppressions = pa.table(
         [
             _ids(ids.suppression_id, sup_idx.size),
-            pa.array(cust[sup_idx]),
+            pa.array(f.cust[sup_idx]),
             _strings(sup_channel[sup_idx], CHANNELS, mask=sup_all[sup_idx]),
             _strings(np.where(sup_all, reason_all, reason_one)[sup_idx], SUPPRESSION_REASONS),
             _ts(sup_at[sup_idx]),
@@ -501,11 +623,15 @@ def _generate_chunk(
         schema=SUPPRESSIONS.schema,
     )
     ids.suppression_id += sup_idx.size
+    return _Suppressed(sup_all, sup_one, sup_channel, sup_at), suppressions
 
-    # past randomized campaigns --------------------------------------------------------------
-    rng = _rng(seed, chunk, _S_CAMPAIGN)
-    rng_conv = _rng(seed, chunk, _S_CONVERSIONS)
-    window = ATTRIBUTION_WINDOW_DAYS * _DAY
+
+def _past_campaigns(
+    f: _Frame, reach: _Reach, suppressed: _Suppressed, latent: _Latent, ids: _Counters
+) -> tuple[_Exposed, pa.Table]:
+    n, window, (p0, p1) = f.n, f.window, (latent.p0, latent.p1)
+    rng = f.rng(_S_CAMPAIGN)
+    rng_conv = f.rng(_S_CONVERSIONS)
     lo, hi = SEND_HOURS_UTC
     ex_parts: list[tuple[np.ndarray, ...]] = []
     window_start = np.full((len(PAST_CAMPAIGNS), n), -1, dtype=np.int64)  # -1: not exposed
@@ -514,11 +640,14 @@ def _generate_chunk(
     campaign_stats = []
     for c_i, campaign in enumerate(PAST_CAMPAIGNS):
         k = CHANNELS.index(campaign.channel)
-        day = day0 - campaign.days_before * _DAY
+        day = f.day0 - campaign.days_before * _DAY
         send_at = day + lo * _HOUR + (rng.random(n) * (hi - lo) * _HOUR).astype(np.int64)
-        suppressed = (sup_all | (sup_one & (sup_channel == k))) & (sup_at <= send_at)
         eligible = (
-            (signed_up < day) & opted_in(k, send_at) & has_contact[k] & verified[k] & ~suppressed
+            (reach.signed_up < day)
+            & reach.opted_in(k, send_at)
+            & reach.has_contact[k]
+            & reach.verified[k]
+            & ~suppressed.at_send(k, send_at)
         )
         sampled = eligible & (rng.random(n) < CAMPAIGN_SAMPLE_SHARE)
         treated = rng.random(n) < TREATMENT_SHARE
@@ -546,7 +675,7 @@ def _generate_chunk(
         [
             _ids(ids.exposure_id, ex_idx.size),
             _strings(ex_campaign, campaign_ids),
-            pa.array(cust[ex_idx]),
+            pa.array(f.cust[ex_idx]),
             _strings(campaign_channels[ex_campaign], CHANNELS),
             _strings(ex_arm, ARMS),
             _ts(ex_at),
@@ -554,32 +683,37 @@ def _generate_chunk(
         schema=CAMPAIGN_EXPOSURES.schema,
     )
     ids.exposure_id += ex_idx.size
+    return _Exposed(window_start, conv_idx, conv_at, campaign_stats), exposures
 
-    # orders: background Poisson process, replaced by the campaign outcome in exposure windows
-    start = np.maximum(signed_up, history_start)
-    split = np.clip(drift_start, start, end)
-    o_a, t_a = _poisson_times(_rng(seed, chunk, _S_ORDERS), order_rate, start, split)
-    drift_order_rate = order_rate * (1.0 + DRIFT_ORDER_FACTOR * spec.drift)
-    o_b, t_b = _poisson_times(_rng(seed, chunk, _S_ORDERS_DRIFT), drift_order_rate, split, end)
+
+def _orders(
+    f: _Frame, start: np.ndarray, latent: _Latent, exposed: _Exposed, ids: _Counters
+) -> pa.Table:
+    """A background Poisson process, replaced by the campaign outcome in exposure windows."""
+    end, order_rate, window = f.end, latent.order_rate, f.window
+    split = np.clip(f.drift_start, start, end)
+    o_a, t_a = _poisson_times(f.rng(_S_ORDERS), order_rate, start, split)
+    drift_order_rate = order_rate * (1.0 + DRIFT_ORDER_FACTOR * f.spec.drift)
+    o_b, t_b = _poisson_times(f.rng(_S_ORDERS_DRIFT), drift_order_rate, split, end)
     o_idx = np.concatenate([o_a, o_b])
     o_at = np.concatenate([t_a, t_b])
     in_window = np.zeros(o_idx.size, dtype=bool)
     for c_i in range(len(PAST_CAMPAIGNS)):
-        ws = window_start[c_i, o_idx]
+        ws = exposed.window_start[c_i, o_idx]
         in_window |= (ws >= 0) & (o_at >= ws) & (o_at < ws + window)
-    o_idx = np.concatenate([o_idx[~in_window], *conv_idx])
-    o_at = np.concatenate([o_at[~in_window], *conv_at])
-    o_idx, o_at, _ = _sort_by_customer_time(o_idx, o_at, np.zeros_like(o_idx), base)
-    rng = _rng(seed, chunk, _S_AMOUNTS)
-    mu = np.log(amount_mean[o_idx]) - 0.5 * AMOUNT_ORDER_SIGMA**2
+    o_idx = np.concatenate([o_idx[~in_window], *exposed.conv_idx])
+    o_at = np.concatenate([o_at[~in_window], *exposed.conv_at])
+    o_idx, o_at, _ = _sort_by_customer_time(o_idx, o_at, np.zeros_like(o_idx), f.base)
+    rng = f.rng(_S_AMOUNTS)
+    mu = np.log(latent.amount_mean[o_idx]) - 0.5 * AMOUNT_ORDER_SIGMA**2
     amount = np.maximum(np.round(rng.lognormal(mu, AMOUNT_ORDER_SIGMA), 2), 1.0)
-    rng = _rng(seed, chunk, _S_ORDER_KINDS)
+    rng = f.rng(_S_ORDER_KINDS)
     category = _choice(rng, o_idx.size, tuple(ORDER_CATEGORY_WEIGHTS.values()))
     sales_channel = _choice(rng, o_idx.size, tuple(SALES_CHANNEL_WEIGHTS.values()))
     orders = pa.table(
         [
             _ids(ids.order_id, o_idx.size),
-            pa.array(cust[o_idx]),
+            pa.array(f.cust[o_idx]),
             pa.array(amount),
             _ts(o_at),
             _strings(category, ORDER_CATEGORIES),
@@ -588,27 +722,34 @@ def _generate_chunk(
         schema=ORDERS.schema,
     )
     ids.order_id += o_idx.size
+    return orders
 
-    # engagement: opens/clicks/dismisses while opted in on a channel; sessions (no channel) ---
-    rng_a = _rng(seed, chunk, _S_EVENTS)
-    rng_b = _rng(seed, chunk, _S_EVENTS_DRIFT)
-    eng_factor = 1.0 + DRIFT_ENGAGEMENT_FACTOR * spec.drift
+
+def _engagement_events(
+    f: _Frame, start: np.ndarray, latent: _Latent, reach: _Reach, ids: _Counters
+) -> pa.Table:
+    """Opens, clicks and dismissals while opted in on a channel; sessions (no channel)."""
+    end, as_of, change_at, opted_at_signup = f.end, f.as_of, reach.change_at, reach.opted_at_signup
+    rng_a = f.rng(_S_EVENTS)
+    rng_b = f.rng(_S_EVENTS_DRIFT)
+    eng_factor = 1.0 + DRIFT_ENGAGEMENT_FACTOR * f.spec.drift
     ev_idx, ev_at, ev_payload = [], [], []
     no_channel = 3
-    streams = [
-        (k, t, r) for k in range(n_ch) for t, r in enumerate((open_rate, click_rate, dismiss_rate))
-    ]
-    streams.append((no_channel, ENGAGEMENT_EVENT_TYPES.index("session"), session_rate))
+    rates = (latent.open_rate, latent.click_rate, latent.dismiss_rate)
+    streams = [(k, t, r) for k in range(len(CHANNELS)) for t, r in enumerate(rates)]
+    streams.append((no_channel, ENGAGEMENT_EVENT_TYPES.index("session"), latent.session_rate))
     for k, type_code, rate in streams:
         if k == no_channel:
             a, b = start, end
         else:  # the interval the channel was opted in (at most one change)
             changed = change_at[k] < as_of
-            a = np.where(opted_at_signup[k], signed_up, np.where(changed, change_at[k], as_of))
+            a = np.where(
+                opted_at_signup[k], reach.signed_up, np.where(changed, change_at[k], as_of)
+            )
             b = np.where(opted_at_signup[k] & changed, change_at[k], as_of)
             a = np.maximum(a, start)
             b = np.maximum(b, a)
-        a_split = np.clip(drift_start, a, b)
+        a_split = np.clip(f.drift_start, a, b)
         for rng_p, lo_t, hi_t, r in (
             (rng_a, a, a_split, rate),
             (rng_b, a_split, b, rate * eng_factor),
@@ -618,14 +759,14 @@ def _generate_chunk(
             ev_at.append(at)
             ev_payload.append(np.full(rows.size, (type_code << 2) | k, dtype=np.int64))
     e_idx, e_at, e_payload = _sort_by_customer_time(
-        np.concatenate(ev_idx), np.concatenate(ev_at), np.concatenate(ev_payload), base
+        np.concatenate(ev_idx), np.concatenate(ev_at), np.concatenate(ev_payload), f.base
     )
     del ev_idx, ev_at, ev_payload
     e_ch = e_payload & 3
     events = pa.table(
         [
             _ids(ids.event_id, e_idx.size),
-            pa.array(cust[e_idx]),
+            pa.array(f.cust[e_idx]),
             _strings(np.minimum(e_ch, 2), CHANNELS, mask=e_ch == no_channel),
             _strings(e_payload >> 2, ENGAGEMENT_EVENT_TYPES),
             _ts(e_at),
@@ -633,27 +774,54 @@ def _generate_chunk(
         schema=ENGAGEMENT_EVENTS.schema,
     )
     ids.event_id += e_idx.size
+    return events
 
+
+def _customers_and_truth(
+    f: _Frame, profile: _Profile, latent: _Latent
+) -> tuple[pa.Table, pa.Table]:
     customers = pa.table(
         [
-            pa.array(cust),
-            _ts(signed_up),
-            _strings(region, _REGION_NAMES),
-            _strings(tz, _TIME_ZONES),
-            _ts(updated),
+            pa.array(f.cust),
+            _ts(profile.signed_up),
+            _strings(profile.region, _REGION_NAMES),
+            _strings(profile.tz, _TIME_ZONES),
+            _ts(profile.updated),
         ],
         schema=CUSTOMERS.schema,
     )
     truth = pa.table(
         [
-            pa.array(cust),
-            _strings(seg, tuple(s.name for s in SEGMENTS)),
-            pa.array(p0),
-            pa.array(p1),
-            pa.array(p1 - p0),
+            pa.array(f.cust),
+            _strings(latent.seg, tuple(s.name for s in SEGMENTS)),
+            pa.array(latent.p0),
+            pa.array(latent.p1),
+            pa.array(latent.p1 - latent.p0),
         ],
         schema=GROUND_TRUTH_SCHEMA,
     )
+    return customers, truth
+
+
+def _generate_chunk(
+    spec: WorldSpec, as_of: int, chunk: int, first_id: int, n: int, ids: _Counters
+) -> _Chunk:
+    """One chunk of customers and all their rows; ``as_of`` in whole seconds (exclusive).
+
+    Each table draws from its own random streams (``_S_*``), so the order of the steps below
+    does not change the bytes; the steps only need what the earlier ones decided.
+    """
+    f = _frame(spec, as_of, chunk, first_id, n)
+    profile = _draw_customers(f)
+    latent = _draw_latent(f)
+    reach, contact_points, consent_events = _consent_and_contact(
+        f, profile.signed_up, latent.seg, ids
+    )
+    suppressed, suppressions = _suppressions(f, profile.signed_up, ids)
+    exposed, exposures = _past_campaigns(f, reach, suppressed, latent, ids)
+    orders = _orders(f, profile.observed_from, latent, exposed, ids)
+    events = _engagement_events(f, profile.observed_from, latent, reach, ids)
+    customers, truth = _customers_and_truth(f, profile, latent)
     tables = {
         CUSTOMERS.name: customers,
         CONTACT_POINTS.name: contact_points,
@@ -663,7 +831,7 @@ def _generate_chunk(
         SUPPRESSIONS.name: suppressions,
         CAMPAIGN_EXPOSURES.name: exposures,
     }
-    return _Chunk(tables=tables, truth=truth, campaign_stats=campaign_stats)
+    return _Chunk(tables=tables, truth=truth, campaign_stats=exposed.stats)
 
 
 # --- the whole world --------------------------------------------------------------------------

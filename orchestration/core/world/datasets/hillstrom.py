@@ -50,6 +50,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,7 @@ from orchestration.core.world.contract import (
     CUSTOMERS,
     ENGAGEMENT_EVENTS,
     ORDERS,
+    OUTCOME_WINDOW_DAYS,
     RAW_TABLES,
     SUPPRESSIONS,
     TIMESTAMP,
@@ -121,7 +123,7 @@ PROTOCOL_SEED = 42  # the seed of the published protocol, also the mapping's def
 # --- raw contract mapping -------------------------------------------------------------------
 CAMPAIGN_ID = "hillstrom_womens_email"
 EXPOSURE_DAYS_BEFORE_AS_OF = 60
-OUTCOME_WINDOW_DAYS = 14  # Hillstrom tracked two weeks; also the pipeline's attribution window
+# OUTCOME_WINDOW_DAYS is the raw contract's outcome window: Hillstrom tracked two weeks, the same
 TIME_ZONE = "America/New_York"  # a US retailer; the data has no location beyond zip_code type
 REGIONS: dict[str, str] = ZIP_CODE_NAMES  # customers.region, spelled correctly
 NON_NEWBIE_SIGNUP_SPAN_YEARS = 3  # non-newbies signed up 1 to 4 years before the campaign
@@ -389,6 +391,160 @@ def pre_period_orders(
     return position, category.astype(object), sales_channel.astype(object), amount
 
 
+class _Mapped(NamedTuple):
+    """The protocol's customers (``rows``, ids ``ids``) and the times the mapping gives them."""
+
+    rows: pd.DataFrame
+    ids: np.ndarray
+    exposed: int  # the campaign's exposure time
+    pre_start: np.ndarray  # the start of the recency-th month before the exposure
+    pre_at: np.ndarray  # the first pre-period order
+    signed_up: np.ndarray
+    visited: np.ndarray
+    converted: np.ndarray
+    session_at: np.ndarray
+    conv_at: np.ndarray
+
+
+def _map_times(df: pd.DataFrame, as_of: datetime, rng: np.random.Generator) -> _Mapped:
+    """Keep the protocol's two arms and draw their pre-period, sign-up and outcome times."""
+    keep = df["segment"].isin((TREATED_SEGMENT, CONTROL_SEGMENT)).to_numpy()
+    rows = df.loc[keep]
+    ids = np.flatnonzero(keep).astype(np.int64) + 1
+    n = len(ids)
+    exposed = _seconds(as_of.astimezone(UTC)) - EXPOSURE_DAYS_BEFORE_AS_OF * _DAY
+    window = OUTCOME_WINDOW_DAYS * _DAY
+    year_ago = exposed - 12 * _MONTH
+
+    # pre-period: the last purchase in the recency-th month before the exposure, then sign-up
+    recency = rows["recency"].to_numpy(dtype=np.int64)
+    pre_start = exposed - recency * _MONTH
+    pre_at = pre_start + _offset(rng, np.full(n, _MONTH))
+    newbie = rows["newbie"].to_numpy(dtype=bool)
+    signup_hi = np.where(newbie, pre_at, np.minimum(year_ago, pre_at))
+    signup_lo = np.where(
+        newbie,
+        np.minimum(year_ago, pre_at),
+        signup_hi - NON_NEWBIE_SIGNUP_SPAN_YEARS * 365 * _DAY,
+    )
+    signed_up = signup_lo + _offset(rng, signup_hi - signup_lo)
+
+    # campaign period: a session per visit, an order per conversion (after the visit)
+    visited = rows["visit"].to_numpy(dtype=bool)
+    converted = rows["conversion"].to_numpy(dtype=bool)
+    session_at = exposed + _offset(rng, np.full(n, window))
+    conv_start = np.where(visited, session_at, exposed)
+    conv_at = conv_start + _offset(rng, exposed + window - conv_start)
+    return _Mapped(
+        rows, ids, exposed, pre_start, pre_at, signed_up, visited, converted, session_at, conv_at
+    )
+
+
+def _orders_table(m: _Mapped, rng: np.random.Generator) -> pa.Table:
+    """The pre-period orders (:func:`pre_period_orders`) and one order per conversion."""
+    rows, ids, converted = m.rows, m.ids, m.converted
+    # pre-period orders: one or two per customer, the second later in the same month as the first
+    pre_pos, pre_category, pre_channel, pre_amount = pre_period_orders(rows)
+    second = np.zeros(pre_pos.size, dtype=bool)
+    second[1:] = pre_pos[1:] == pre_pos[:-1]
+    month_end = m.pre_start + _MONTH
+    pre_order_at = m.pre_at[pre_pos].copy()
+    if second.any():
+        first_at = m.pre_at[pre_pos[second]]
+        pre_order_at[second] = first_at + _offset(rng, month_end[pre_pos[second]] - first_at)
+
+    # orders sorted by customer and time (ids rise with both)
+    n_conv = int(converted.sum())
+    o_customer = np.concatenate([ids[pre_pos], ids[converted]])
+    o_at = np.concatenate([pre_order_at, m.conv_at[converted]])
+    o_amount = np.concatenate([pre_amount, rows["spend"].to_numpy(dtype=np.float64)[converted]])
+    o_category = np.concatenate([pre_category, np.full(n_conv, None, dtype=object)])
+    o_channel = np.concatenate([pre_channel, np.full(n_conv, None, dtype=object)])
+    order = np.lexsort((o_at, o_customer))
+    o_customer, o_at, o_amount = o_customer[order], o_at[order], o_amount[order]
+    o_category, o_channel = o_category[order], o_channel[order]
+    return pa.table(
+        [
+            pa.array(np.arange(1, len(o_customer) + 1, dtype=np.int64)),
+            pa.array(o_customer),
+            pa.array(o_amount),
+            _ts(o_at),
+            pa.array(o_category, pa.string()),
+            pa.array(o_channel, pa.string()),
+        ],
+        schema=ORDERS.schema,
+    )
+
+
+def _customer_tables(m: _Mapped) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """``customers``, ``contact_points`` (a verified email) and ``consent_events`` (an email
+    opt-in at sign-up)."""
+    ids, signed_up, n = m.ids, m.signed_up, len(m.ids)
+    region = m.rows["zip_code"].map(REGIONS).to_numpy(dtype=object)
+    customers = pa.table(
+        [
+            pa.array(ids),
+            _ts(signed_up),
+            pa.array(region, pa.string()),
+            pa.array([TIME_ZONE] * n, pa.string()),
+            _ts(signed_up),
+        ],
+        schema=CUSTOMERS.schema,
+    )
+    contact_points = pa.table(
+        [
+            pa.array(ids),
+            pa.array(["email"] * n, pa.string()),
+            pa.array([f"c{i}@example.invalid" for i in ids.tolist()], pa.string()),
+            pa.array(np.ones(n, dtype=bool)),
+            _ts(signed_up),
+        ],
+        schema=CONTACT_POINTS.schema,
+    )
+    consent_events = pa.table(
+        [
+            pa.array(np.arange(1, n + 1, dtype=np.int64)),
+            pa.array(ids),
+            pa.array(["email"] * n, pa.string()),
+            pa.array(np.ones(n, dtype=bool)),
+            pa.array(["signup"] * n, pa.string()),
+            _ts(signed_up),
+        ],
+        schema=CONSENT_EVENTS.schema,
+    )
+    return customers, contact_points, consent_events
+
+
+def _campaign_tables(m: _Mapped) -> tuple[pa.Table, pa.Table]:
+    """``engagement_events`` (a session per visit) and ``campaign_exposures`` (one per
+    customer)."""
+    ids, visited, n = m.ids, m.visited, len(m.ids)
+    arm = np.where(m.rows["segment"].to_numpy() == TREATED_SEGMENT, "treatment", "control")
+    n_sessions = int(visited.sum())
+    events = pa.table(
+        [
+            pa.array(np.arange(1, n_sessions + 1, dtype=np.int64)),
+            pa.array(ids[visited]),
+            pa.nulls(n_sessions, pa.string()),
+            pa.array(["session"] * n_sessions, pa.string()),
+            _ts(m.session_at[visited]),
+        ],
+        schema=ENGAGEMENT_EVENTS.schema,
+    )
+    exposures = pa.table(
+        [
+            pa.array(np.arange(1, n + 1, dtype=np.int64)),
+            pa.array([CAMPAIGN_ID] * n, pa.string()),
+            pa.array(ids),
+            pa.array(["email"] * n, pa.string()),
+            pa.array(arm, pa.string()),
+            _ts(np.full(n, m.exposed)),
+        ],
+        schema=CAMPAIGN_EXPOSURES.schema,
+    )
+    return events, exposures
+
+
 def to_raw_contract(
     df: pd.DataFrame, as_of: datetime, raw_dir: Path, seed: int = PROTOCOL_SEED
 ) -> dict[str, int]:
@@ -433,125 +589,18 @@ def to_raw_contract(
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-
-    keep = df["segment"].isin((TREATED_SEGMENT, CONTROL_SEGMENT)).to_numpy()
-    rows = df.loc[keep]
-    ids = np.flatnonzero(keep).astype(np.int64) + 1
-    n = len(ids)
-    exposed = _seconds(as_of.astimezone(UTC)) - EXPOSURE_DAYS_BEFORE_AS_OF * _DAY
-    window = OUTCOME_WINDOW_DAYS * _DAY
-    year_ago = exposed - 12 * _MONTH
-
-    # pre-period: the last purchase in the recency-th month before the exposure, then sign-up
-    recency = rows["recency"].to_numpy(dtype=np.int64)
-    pre_start = exposed - recency * _MONTH
-    pre_at = pre_start + _offset(rng, np.full(n, _MONTH))
-    newbie = rows["newbie"].to_numpy(dtype=bool)
-    signup_hi = np.where(newbie, pre_at, np.minimum(year_ago, pre_at))
-    signup_lo = np.where(
-        newbie,
-        np.minimum(year_ago, pre_at),
-        signup_hi - NON_NEWBIE_SIGNUP_SPAN_YEARS * 365 * _DAY,
-    )
-    signed_up = signup_lo + _offset(rng, signup_hi - signup_lo)
-
-    # campaign period: a session per visit, an order per conversion (after the visit)
-    visited = rows["visit"].to_numpy(dtype=bool)
-    converted = rows["conversion"].to_numpy(dtype=bool)
-    session_at = exposed + _offset(rng, np.full(n, window))
-    conv_start = np.where(visited, session_at, exposed)
-    conv_at = conv_start + _offset(rng, exposed + window - conv_start)
-
-    # pre-period orders: one or two per customer (pre_period_orders), the second later in the
-    # same month as the first
-    pre_pos, pre_category, pre_channel, pre_amount = pre_period_orders(rows)
-    second = np.zeros(pre_pos.size, dtype=bool)
-    second[1:] = pre_pos[1:] == pre_pos[:-1]
-    month_end = pre_start + _MONTH
-    pre_order_at = pre_at[pre_pos].copy()
-    if second.any():
-        first_at = pre_at[pre_pos[second]]
-        pre_order_at[second] = first_at + _offset(rng, month_end[pre_pos[second]] - first_at)
-
-    # orders sorted by customer and time (ids rise with both)
-    n_conv = int(converted.sum())
-    o_customer = np.concatenate([ids[pre_pos], ids[converted]])
-    o_at = np.concatenate([pre_order_at, conv_at[converted]])
-    o_amount = np.concatenate([pre_amount, rows["spend"].to_numpy(dtype=np.float64)[converted]])
-    o_category = np.concatenate([pre_category, np.full(n_conv, None, dtype=object)])
-    o_channel = np.concatenate([pre_channel, np.full(n_conv, None, dtype=object)])
-    order = np.lexsort((o_at, o_customer))
-    o_customer, o_at, o_amount = o_customer[order], o_at[order], o_amount[order]
-    o_category, o_channel = o_category[order], o_channel[order]
-
-    arm = np.where(rows["segment"].to_numpy() == TREATED_SEGMENT, "treatment", "control")
-    region = rows["zip_code"].map(REGIONS).to_numpy(dtype=object)
-    n_sessions = int(visited.sum())
+    mapped = _map_times(df, as_of, rng)  # draws first; the orders' second times come next
+    orders = _orders_table(mapped, rng)
+    customers, contact_points, consent_events = _customer_tables(mapped)
+    events, exposures = _campaign_tables(mapped)
     tables = {
-        CUSTOMERS.name: pa.table(
-            [
-                pa.array(ids),
-                _ts(signed_up),
-                pa.array(region, pa.string()),
-                pa.array([TIME_ZONE] * n, pa.string()),
-                _ts(signed_up),
-            ],
-            schema=CUSTOMERS.schema,
-        ),
-        CONTACT_POINTS.name: pa.table(
-            [
-                pa.array(ids),
-                pa.array(["email"] * n, pa.string()),
-                pa.array([f"c{i}@example.invalid" for i in ids.tolist()], pa.string()),
-                pa.array(np.ones(n, dtype=bool)),
-                _ts(signed_up),
-            ],
-            schema=CONTACT_POINTS.schema,
-        ),
-        CONSENT_EVENTS.name: pa.table(
-            [
-                pa.array(np.arange(1, n + 1, dtype=np.int64)),
-                pa.array(ids),
-                pa.array(["email"] * n, pa.string()),
-                pa.array(np.ones(n, dtype=bool)),
-                pa.array(["signup"] * n, pa.string()),
-                _ts(signed_up),
-            ],
-            schema=CONSENT_EVENTS.schema,
-        ),
-        ORDERS.name: pa.table(
-            [
-                pa.array(np.arange(1, len(o_customer) + 1, dtype=np.int64)),
-                pa.array(o_customer),
-                pa.array(o_amount),
-                _ts(o_at),
-                pa.array(o_category, pa.string()),
-                pa.array(o_channel, pa.string()),
-            ],
-            schema=ORDERS.schema,
-        ),
-        ENGAGEMENT_EVENTS.name: pa.table(
-            [
-                pa.array(np.arange(1, n_sessions + 1, dtype=np.int64)),
-                pa.array(ids[visited]),
-                pa.nulls(n_sessions, pa.string()),
-                pa.array(["session"] * n_sessions, pa.string()),
-                _ts(session_at[visited]),
-            ],
-            schema=ENGAGEMENT_EVENTS.schema,
-        ),
+        CUSTOMERS.name: customers,
+        CONTACT_POINTS.name: contact_points,
+        CONSENT_EVENTS.name: consent_events,
+        ORDERS.name: orders,
+        ENGAGEMENT_EVENTS.name: events,
         SUPPRESSIONS.name: SUPPRESSIONS.schema.empty_table(),
-        CAMPAIGN_EXPOSURES.name: pa.table(
-            [
-                pa.array(np.arange(1, n + 1, dtype=np.int64)),
-                pa.array([CAMPAIGN_ID] * n, pa.string()),
-                pa.array(ids),
-                pa.array(["email"] * n, pa.string()),
-                pa.array(arm, pa.string()),
-                _ts(np.full(n, exposed)),
-            ],
-            schema=CAMPAIGN_EXPOSURES.schema,
-        ),
+        CAMPAIGN_EXPOSURES.name: exposures,
     }
     for table in RAW_TABLES:
         _write(tables[table.name], raw_path(raw_dir, table))

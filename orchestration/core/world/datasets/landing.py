@@ -9,7 +9,6 @@ a generated world with a real campaign.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,16 +16,16 @@ from pathlib import Path
 from orchestration.settings import PROJECT_DIR, Settings
 
 MARKER_FILE = "DATASET"  # in the data directory: which dataset its raw data came from
-# the downloads are shared by every data directory (CAMPAIGN_DOWNLOAD_DIR to move them)
-DOWNLOAD_DIR = PROJECT_DIR / "data" / "downloads"
 
 
 class DatasetMixError(RuntimeError):
     """The data directory holds another dataset's data."""
 
 
-def download_dir(dataset: str) -> Path:
-    return Path(os.environ.get("CAMPAIGN_DOWNLOAD_DIR", "").strip() or DOWNLOAD_DIR) / dataset
+def download_dir(dataset: str, settings: Settings | None = None) -> Path:
+    """Where ``dataset``'s download is cached: shared by every data directory
+    (``Settings.download_dir``, ``CAMPAIGN_DOWNLOAD_DIR`` to move it)."""
+    return (settings or Settings.from_env()).download_dir / dataset
 
 
 def recorded_dataset(data_dir: Path) -> str | None:
@@ -76,7 +75,7 @@ def land_hillstrom(
     as_of = as_of or hillstrom.PIPELINE_AS_OF
     seed = hillstrom.PROTOCOL_SEED if seed is None else seed
     started = time.perf_counter()
-    path = hillstrom.fetch_hillstrom(download_dir("hillstrom"))
+    path = hillstrom.fetch_hillstrom(download_dir("hillstrom", settings))
     frame = hillstrom.load_hillstrom(path)
     rows = hillstrom.to_raw_contract(frame, as_of, settings.raw_dir, seed=seed)
     return {
