@@ -337,6 +337,65 @@ def dry_run_command(
         raise typer.Exit(1)
 
 
+release_app = typer.Typer(
+    help="Releases: the runs whose gates let their decisions into the send ledger.",
+    no_args_is_help=True,
+)
+app.add_typer(release_app, name="release")
+
+
+def _ledger():
+    from orchestration.core.delivery.ledger import SendLedger
+
+    path = Settings.from_env().gateway_dir / "ledger.db"
+    if not path.exists():
+        _fail(f"{path} does not exist: no run has released anything yet (`make run`)")
+    return SendLedger(path)
+
+
+@release_app.command("list")
+def release_list(limit: Annotated[int, typer.Option(help="How many recent releases.")] = 10):
+    """Recent releases: run, status, when, messages, versions and the decisions' digest."""
+    releases = _ledger().releases().tail(limit)
+    table = Table(title="releases (newest last)")
+    for column in ("run", "status", "released at", "messages", "model", "policy", "digest"):
+        table.add_column(column)
+    for r in releases.itertuples(index=False):
+        table.add_row(
+            r.run_id[:8],
+            r.status + (f" by {r.revoked_by}" if r.revoked_by else ""),
+            r.released_at[:19],
+            f"{r.messages:,}",
+            r.model_versions,
+            r.policy_version,
+            r.decisions_digest[:12],
+        )
+    console.print(table)
+
+
+@release_app.command("revoke")
+def release_revoke(
+    run: Annotated[str, typer.Argument(help="Run id of the release (prefix ok).")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the revocation).")],
+    by: Annotated[str, typer.Option(help="Who revokes (recorded).")] = "",
+) -> None:
+    """Revoke a release: every message of it not yet delivered is cancelled, never sent."""
+    ledger = _ledger()
+    runs = [r for r in ledger.releases()["run_id"] if r.startswith(run)]
+    if len(runs) != 1:
+        _fail(
+            f"{run!r} matches {len(runs)} releases: give more of the run id (`campaign release list`)"
+        )
+    who = by or os.environ.get("USER", "") or "unknown"
+    try:
+        cancelled = ledger.revoke_release(runs[0], by=who, reason=reason)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    console.print(
+        f"release {runs[0]} revoked by {who}: {cancelled:,} undelivered message(s) cancelled"
+    )
+
+
 def _record_metrics(instance, run_id: str) -> None:
     """Every run, failed ones included, lands in the metrics table with its final status."""
     from orchestration.core.observability.metrics_table import record_run_metrics

@@ -1,6 +1,6 @@
 """Gateway throughput: messages/s into the local outbox and into the local HTTP stub (batched).
 
-Each figure is one full ``Gateway.deliver`` (record due, consent re-check, address join, rate
+Each figure is one release of N fresh messages and one ``Gateway.dispatch_due`` (consent re-check, address join, rate
 limit, dispatch, ledger marks) of N fresh messages, rate limits set out of the way. The stub
 runs in this process on 127.0.0.1 (threaded http.server), so the HTTP figure includes the
 stub's own JSON work.
@@ -23,7 +23,11 @@ from orchestration.core.delivery.dispatch import Gateway, route_for  # noqa: E40
 from orchestration.core.delivery.http_provider import HttpProvider  # noqa: E402
 from orchestration.core.delivery.ledger import SendLedger  # noqa: E402
 from orchestration.core.delivery.outbox import OutboxProvider  # noqa: E402
-from tests.gateway.raw_world import recipients, write_raw  # noqa: E402
+from tests.gateway.raw_world import (  # noqa: E402
+    recipients,
+    release_and_dispatch,
+    write_raw,
+)
 from tests.gateway.stub_provider import StubProvider  # noqa: E402
 
 
@@ -31,7 +35,9 @@ def run(name: str, provider, root: Path, n: int, batch: int) -> None:
     route = route_for(provider, rate_per_second=1e9, batch_size=batch)
     gateway = Gateway(SendLedger(root / f"{name}_ledger.db"), {"email": route}, root / "raw")
     started = time.perf_counter()
-    report = gateway.deliver(recipients(range(1, n + 1)), "2026-11-24", f"bench-{name}")
+    report = release_and_dispatch(
+        gateway, recipients(range(1, n + 1)), "2026-11-24", f"bench-{name}"
+    )
     seconds = time.perf_counter() - started
     print(
         f"{name:8s} {report.delivered:>9,d} delivered in {seconds:6.1f} s = "

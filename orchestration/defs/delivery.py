@@ -1,13 +1,17 @@
-"""Sends: each campaign's selected rows go through the messaging gateway, exactly once per
-(campaign, customer, channel, day). A thin shell over ``orchestration.core.delivery``."""
+"""Release and sends: a run's decisions pass the release door into the ledger only when every
+gate of that run passed; the sends dispatch only released due messages through the messaging
+gateway, exactly once per (campaign, customer, channel, day). A thin shell over
+``orchestration.core.delivery``."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     AssetSelection,
+    Failure,
     MaterializeResult,
     MetadataValue,
     ScheduleDefinition,
@@ -15,7 +19,12 @@ from dagster import (
     define_asset_job,
 )
 
-from orchestration.defs.run_artifacts import DecisionBatch
+from orchestration.defs.run_artifacts import DecisionBatch, ScoringBatch
+from orchestration.defs.run_checks import (
+    blocking_checks_before,
+    run_check_evaluations,
+    whole_graph,
+)
 from orchestration.resources import CampaignSettings, MessagingGateway
 from orchestration.settings import Settings
 
@@ -31,64 +40,125 @@ def _audience_keys() -> list[AssetKey]:
     return [AssetKey(["audience", name]) for name in names]
 
 
+def _live_campaigns(s: Settings) -> dict:
+    from orchestration.core.decisioning.campaigns import load_campaigns
+
+    loaded = load_campaigns(s.campaigns_dir).campaigns
+    return {n: c for n, c in loaded.items() if c.enabled and not c.dry_run}
+
+
+@asset(
+    ins={
+        "campaign_decisions": AssetIn(AssetKey("campaign_decisions")),
+        "scoring_features": AssetIn(AssetKey("scoring_features")),
+    },
+    deps=[*_audience_keys(), AssetKey("online_features")],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"sqlite"},
+    description=(
+        "The one door to the send ledger. Runs only when every blocking check in front of the "
+        "sends passed in this same run (Dagster skips it otherwise, and it re-checks the run's "
+        "own evaluations, so a re-execution of a subset cannot release). Records the run id, "
+        "each check's result, the model, policy, feature and campaign-file versions and a "
+        "digest of the released decisions, and enqueues the live campaigns' send/deferred "
+        "decisions as due, in one transaction. `campaign release revoke <run>` cancels what a "
+        "release has not yet delivered."
+    ),
+)
+def campaign_release(
+    context: AssetExecutionContext,
+    campaign_decisions: DecisionBatch,
+    scoring_features: ScoringBatch,
+    settings: CampaignSettings,
+    gateway: MessagingGateway,
+) -> MaterializeResult:
+    from orchestration.core.delivery.releases import (
+        build_release,
+        file_hashes,
+        gate_verdict,
+        sendable,
+    )
+
+    s = settings.get()
+    run_id = context.run.run_id
+    expected = blocking_checks_before(whole_graph(context), context.asset_key)
+    verdict = gate_verdict(expected, run_check_evaluations(context.instance, run_id))
+    if not verdict.passed:
+        raise Failure(description=f"release refused, nothing enqueued: {verdict.explain()}")
+    decisions = pd.read_parquet(campaign_decisions.path)
+    live = _live_campaigns(s)
+    messages = sendable(decisions, live)
+    release = build_release(
+        run_id=run_id,
+        released_at=s.now().isoformat(),
+        send_date=campaign_decisions.send_date,
+        verdict=verdict,
+        decisions=decisions[decisions["campaign"].isin(live)] if len(decisions) else decisions,
+        messages=messages,
+        feature_version=scoring_features.feature_version,
+        campaign_files=file_hashes([*sorted(s.campaigns_dir.glob("*.yaml")), s.policy_file]),
+    )
+    newly_due = gateway.ledger(s).record_release(release, messages)
+    return MaterializeResult(
+        metadata={
+            "run_id": run_id,
+            "checks_passed": len(release.checks),
+            "messages": release.messages,
+            "newly_due": newly_due,
+            "already_in_ledger": release.messages - newly_due,
+            "campaigns": ", ".join(release.campaigns) or "none",
+            "dry_run_or_disabled": ", ".join(
+                sorted(set(decisions["campaign"].unique()) - set(live))
+            )
+            if len(decisions)
+            else "none",
+            "model_versions": release.model_versions,
+            "policy_version": release.policy_version,
+            "feature_version": release.feature_version,
+            "decisions_digest": release.decisions_digest,
+            "campaign_files": MetadataValue.json(release.campaign_files),
+        }
+    )
+
+
 @asset(
     deps=[
+        AssetKey("campaign_release"),
         AssetKey(["raw", "contact_points"]),
         AssetKey(["raw", "consent_events"]),
         AssetKey(["raw", "suppressions"]),
-        *_audience_keys(),
     ],
     group_name=GROUP,
     owners=[OWNER],
     kinds={"sqlite"},
     description=(
-        "Hands each live campaign's `send` and `deferred` decisions to the messaging gateway. The "
-        "ledger records a message as due before dispatch and delivered after; uncertain messages "
-        "are reconciled with the provider before any retry; 429/5xx/timeouts are retried with "
-        "backoff, a circuit breaker defers the rest when a provider is down; consent and "
-        "suppression are re-checked at dispatch. A second run on the same day sends nothing new. "
-        "The kill switch (CAMPAIGN_SENDS_DISABLED=1 or the file data/gateway/SENDS_DISABLED), "
-        "`enabled: false` and `dry_run: true` stop dispatch."
+        "Dispatches the ledger's due messages of standing releases through the messaging "
+        "gateway; it never reads decisions, so no run whose gates failed can send through it, "
+        "however it is started (the pipeline, the hourly dispatch, a re-execution from the UI). "
+        "The ledger records a message as due before dispatch and delivered after; uncertain "
+        "messages are reconciled with the provider before any retry; 429/5xx/timeouts are "
+        "retried with backoff, a circuit breaker defers the rest when a provider is down; "
+        "consent and suppression are re-checked at dispatch. The kill switch "
+        "(CAMPAIGN_SENDS_DISABLED=1 or the file data/gateway/SENDS_DISABLED), `enabled: false` "
+        "and `dry_run: true` stop dispatch."
     ),
 )
 def campaign_sends(
-    context: AssetExecutionContext,
-    campaign_decisions: DecisionBatch,
-    settings: CampaignSettings,
-    gateway: MessagingGateway,
+    context: AssetExecutionContext, settings: CampaignSettings, gateway: MessagingGateway
 ) -> MaterializeResult:
-    from orchestration.core.decisioning.campaigns import load_campaigns
     from orchestration.core.delivery.build import build_gateway
     from orchestration.core.delivery.dispatch import KILL_SWITCH_ENV, kill_switch_on
 
     s = settings.get()
-    decisions = pd.read_parquet(campaign_decisions.path)
     if kill_switch_on(s.gateway_dir):
         context.log.warning(f"kill switch on ({KILL_SWITCH_ENV} or SENDS_DISABLED): nothing sent")
         return MaterializeResult(metadata={"kill_switch": True, "delivered": 0})
-
-    def live_campaigns() -> dict:
-        loaded = load_campaigns(s.campaigns_dir).campaigns
-        return {n: c for n, c in loaded.items() if c.enabled and not c.dry_run}
-
-    live = live_campaigns()
-    chosen = (
-        decisions[decisions["decision"].isin(["send", "deferred"])] if len(decisions) else decisions
-    )
-    dry = sorted(set(chosen["campaign"].unique()) - set(live)) if len(chosen) else []
-    for name in dry:
-        context.log.info(f"campaign {name} is a dry run or disabled: its decisions are not sent")
-    chosen = chosen[chosen["campaign"].isin(live)] if len(chosen) else chosen
-    recipients = chosen[["campaign", "customer_id", "channel"]].copy()
-    recipients["not_before"] = (
-        pd.to_datetime(chosen["deferred_until"], utc=True) if "deferred_until" in chosen else pd.NaT
-    )
-
+    live = _live_campaigns(s)
+    today = s.now().date()
     ledger = gateway.ledger(s)
     # A message not delivered within a day of its decision is stale: cancelled, never sent late.
-    expired = ledger.expire_before(
-        (date.fromisoformat(campaign_decisions.send_date) - timedelta(days=1)).isoformat()
-    )
+    expired = ledger.expire_before((today - timedelta(days=1)).isoformat())
     config = gateway.config(s)
     dispatcher = build_gateway(
         config,
@@ -96,16 +166,11 @@ def campaign_sends(
         s.raw_dir,
         s.gateway_dir,
         # re-read at each batch: `enabled: false` stops a dispatch already under way
-        campaign_is_live=lambda name: name in live_campaigns(),
+        campaign_is_live=lambda name: name in _live_campaigns(s),
         fallback_allowed=lambda name: bool(getattr(live.get(name), "allow_fallback", False)),
         clock=s.now,
     )
-    report = dispatcher.deliver(
-        recipients,
-        send_date=campaign_decisions.send_date,
-        run_id=context.run.run_id,
-        campaigns=sorted(live),
-    )
+    report = dispatcher.dispatch_due(run_id=context.run.run_id, campaigns=sorted(live))
     for alert in report.alerts:
         context.log.error(
             f"circuit breaker open for provider {alert['provider']}: remaining messages deferred"
@@ -115,9 +180,8 @@ def campaign_sends(
             **report.as_metadata(),
             "expired_stale_messages": expired,
             "kill_switch": False,
-            "dry_run_campaigns": ", ".join(dry) or "none",
-            "send_date": campaign_decisions.send_date,
-            "ledger_today": MetadataValue.json(ledger.counts(campaign_decisions.send_date)),
+            "send_date": today.isoformat(),
+            "ledger_today": MetadataValue.json(ledger.counts(today.isoformat())),
             "providers": ", ".join(
                 f"{channel}={route.provider}"
                 + (f" (fallback {route.fallback})" if route.fallback else "")
@@ -132,8 +196,8 @@ dispatch_due_messages = define_asset_job(
     name="dispatch_due_messages",
     selection=AssetSelection.assets(campaign_sends),
     description=(
-        "Dispatch what the ledger holds as due (deferred for quiet hours, an open breaker or "
-        "exhausted retries) without deciding anything new."
+        "Dispatch the due messages of standing releases (deferred for quiet hours, an open "
+        "breaker or exhausted retries) without deciding or releasing anything new."
     ),
 )
 

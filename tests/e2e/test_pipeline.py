@@ -81,6 +81,44 @@ def _assert_alerted(world, result, key: str, kind: str) -> None:
         keys.add("run:campaign_pipeline")
 
 
+def _ledger(settings: Settings) -> pd.DataFrame:
+    with sqlite3.connect(settings.gateway_dir / "ledger.db") as con:
+        return pd.read_sql_query("select * from deliveries", con)
+
+
+def _no_path_sends_the_blocked_run(world, blocked) -> None:
+    """After a blocked run, every other way to send delivers nothing of it: the hourly dispatch
+    job, a UI-style re-execution of campaign_sends alone, and one of campaign_release alone
+    (refused: the gates it needs were not evaluated in that run)."""
+    from orchestration.definitions import defs
+
+    s, instance = world["settings"], world["instance"]
+    before_ledger, before_outbox = _ledger(s), _outbox_count(s)
+    due_before = int((before_ledger["status"] == "due").sum())
+    pipeline = defs.resolve_job_def("campaign_pipeline")
+    hourly = defs.resolve_job_def("dispatch_due_messages").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    sends_only = pipeline.execute_in_process(
+        instance=instance, asset_selection=[AssetKey("campaign_sends")], raise_on_error=False
+    )
+    release_only = pipeline.execute_in_process(
+        instance=instance, asset_selection=[AssetKey("campaign_release")], raise_on_error=False
+    )
+    assert hourly.success and sends_only.success
+    assert not release_only.success
+    failure = [e for e in release_only.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert "release refused, nothing enqueued" in str(failure.event_specific_data.error)
+    assert "not evaluated in this run" in str(failure.event_specific_data.error)
+    after = _ledger(s)
+    assert blocked.run_id not in set(after["run_id"])  # the blocked run enqueued nothing
+    assert len(after) == len(before_ledger)  # no new ledger row from any path
+    # whatever they delivered was already due under an earlier release (deferred sends)
+    delivered_now = sum(_metadata(r, "campaign_sends")["delivered"] for r in (hourly, sends_only))
+    assert delivered_now <= due_before
+    assert _outbox_count(s) == before_outbox + delivered_now
+
+
 def test_good_run_produces_every_stage(world):
     result, s = world["first"], world["settings"]
     failed = [k for k, e in _checks(result).items() if not e.passed]
@@ -172,9 +210,8 @@ def test_second_run_the_same_day_sends_nothing_new(world):
     before = _outbox_count(s)
     result = _run(world["instance"])
     assert result.success
-    delivery = _metadata(result, "campaign_sends")
-    assert delivery["newly_due"] == 0
-    assert delivery["delivered"] == 0
+    assert _metadata(result, "campaign_release")["newly_due"] == 0
+    assert _metadata(result, "campaign_sends")["delivered"] == 0
     assert _outbox_count(s) == before
     # the new model version waits as challenger; the champion keeps scoring
     assert _metadata(result, "uplift_model")["aliases"] == "challenger"
@@ -211,8 +248,10 @@ def test_opted_out_customer_forced_into_the_audience_stops_all_sends(world):
     check = _checks(result)["campaign_decisions:audience_compliant"]
     assert not check.passed
     assert "not_opted_in" in check.description
+    assert "campaign_release" not in _materialized(result)
     assert "campaign_sends" not in _materialized(result)
     assert _outbox_count(s) == before
+    _no_path_sends_the_blocked_run(world, result)
     with sqlite3.connect(s.gateway_dir / "ledger.db") as con:
         assert (
             con.execute(
@@ -250,6 +289,7 @@ def test_stale_online_store_stops_the_sends(world):
     assert "stale or missing online features" in check.description
     assert "campaign_sends" not in _materialized(result)
     assert _outbox_count(s) == before
+    _no_path_sends_the_blocked_run(world, result)
     _assert_alerted(world, result, "check:online_features/online_store_fresh", "freshness")
 
 
@@ -271,6 +311,7 @@ def test_drifted_features_block_publish_and_sends(world):
     assert (s.features_dir / "current").resolve().name == published_before
     assert os.path.getmtime(s.feast_dir / "online_store.db") == online_mtime
     assert _outbox_count(s) == before
+    _no_path_sends_the_blocked_run(world, result)
     _assert_alerted(world, result, "check:feature_snapshot/drift_share_below_threshold", "drift")
 
 
@@ -288,6 +329,7 @@ def test_stale_raw_data_stops_the_run_before_any_send(world):
     assert "campaign_sends" not in materialized
     assert "dim_customers" not in materialized
     assert _outbox_count(s) == before
+    _no_path_sends_the_blocked_run(world, result)
     _assert_alerted(world, result, "check:raw/orders/fresh_within_window", "freshness")
 
 

@@ -46,3 +46,43 @@ def write_raw(raw: Path, n_customers: int, unverified: tuple[int, ...] = ()) -> 
 
 def recipients(ids, campaign: str = "c1", channel: str = "email") -> pd.DataFrame:
     return pd.DataFrame({"campaign": campaign, "customer_id": list(ids), "channel": channel})
+
+
+def release(ledger, messages: pd.DataFrame, send_date: str, run_id: str) -> int:
+    """Enqueue ``messages`` as a run whose gates all passed would (the release door), for tests
+    of what happens after it: dispatch, faults, crashes. Returns how many were new."""
+    from orchestration.core.delivery.releases import build_release, gate_verdict
+
+    gates = [("test", "all_gates")]
+    record = build_release(
+        run_id=run_id,
+        released_at=pd.Timestamp.now(tz="UTC").isoformat(),
+        send_date=send_date,
+        verdict=gate_verdict(gates, [("test", "all_gates", True)]),
+        decisions=messages,
+        messages=messages,
+        feature_version="test",
+        campaign_files={},
+    )
+    return ledger.record_release(record, messages)
+
+
+def release_and_dispatch(
+    gateway, messages: pd.DataFrame, send_date: str, run_id: str, campaigns=None
+):
+    """A released run's messages, then one dispatch of everything due for those campaigns."""
+    newly_due = release(gateway.ledger, messages, send_date, run_id)
+    names = sorted(set(campaigns or []) | set(messages["campaign"].unique()))
+    report = gateway.dispatch_due(run_id=run_id, campaigns=names)
+    report.requested, report.newly_due = len(messages), newly_due
+    report.already_in_ledger = len(messages) - newly_due
+    return report
+
+
+def deliver(messages, send_date, run_id, ledger, provider, raw_dir, batch_size=1_000):
+    """Release ``messages`` and dispatch them through one provider for every channel."""
+    from orchestration.core.delivery.dispatch import Gateway, route_for
+
+    route = route_for(provider, batch_size=batch_size)
+    routes = {channel: route for channel in ("email", "sms", "push")}
+    return release_and_dispatch(Gateway(ledger, routes, raw_dir), messages, send_date, run_id)

@@ -1,7 +1,7 @@
 """A send run in its own process, for the crash and concurrency tests.
 
 ``python -m tests.gateway.send_worker <ledger> <raw_dir> <provider_url> <run_id> <n>`` records
-customers 1..n of campaign c1 as due and dispatches through the HTTP provider (batches of 20).
+customers 1..n of campaign c1 as a released run would (due) and dispatches through the HTTP provider (batches of 20).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from orchestration.core.delivery.dispatch import Gateway, RetryPolicy, route_for
 from orchestration.core.delivery.http_provider import HttpProvider
 from orchestration.core.delivery.ledger import SendLedger
-from tests.gateway.raw_world import recipients
+from tests.gateway.raw_world import recipients, release_and_dispatch
 
 
 def main(ledger_path: str, raw_dir: str, url: str, run_id: str, n: str) -> None:
@@ -25,7 +25,7 @@ def main(ledger_path: str, raw_dir: str, url: str, run_id: str, n: str) -> None:
         retry=RetryPolicy(max_attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.2),
     )
     print("ready", flush=True)  # imports done: the test kills from here on
-    report = gateway.deliver(recipients(range(1, int(n) + 1)), "2026-11-23", run_id)
+    report = release_and_dispatch(gateway, recipients(range(1, int(n) + 1)), "2026-11-23", run_id)
     print(report.delivered, report.deferred_waiting, flush=True)
 
 

@@ -25,7 +25,7 @@ from orchestration.core.delivery.http_provider import HttpProvider, parse_retry_
 from orchestration.core.delivery.ledger import SendLedger, idempotency_key
 from orchestration.core.delivery.outbox import OutboxProvider
 from orchestration.settings import PROJECT_DIR
-from tests.gateway.raw_world import recipients, write_raw
+from tests.gateway.raw_world import recipients, release, release_and_dispatch, write_raw
 
 SEND_DATE = "2026-11-23"
 
@@ -71,7 +71,7 @@ def _drain(gateway: Gateway, clock: FakeClock, rounds: int = 30) -> None:
     empty = recipients([])
     for _ in range(rounds):
         clock.advance(hours=1)
-        report = gateway.deliver(empty, SEND_DATE, "drain", campaigns=["c1"])
+        report = release_and_dispatch(gateway, empty, SEND_DATE, "drain", campaigns=["c1"])
         if report.deferred_waiting == 0 and gateway.ledger.counts().get("due", 0) == 0:
             return
     raise AssertionError(f"still due after {rounds} runs: {gateway.ledger.counts()}")
@@ -80,7 +80,9 @@ def _drain(gateway: Gateway, clock: FakeClock, rounds: int = 30) -> None:
 def test_the_http_provider_sends_auth_and_an_idempotency_key(tmp_path, stub):
     write_raw(tmp_path / "raw", 30)
     clock = FakeClock()
-    report = _gateway(tmp_path, stub, clock).deliver(recipients(range(1, 31)), SEND_DATE, "r1")
+    report = release_and_dispatch(
+        _gateway(tmp_path, stub, clock), recipients(range(1, 31)), SEND_DATE, "r1"
+    )
     assert report.delivered == 30
     assert set(stub.accepted) == _keys(range(1, 31))
     assert stub.requests == 2  # batches of 25
@@ -96,7 +98,7 @@ def test_with_30_percent_faults_every_message_arrives_exactly_once(tmp_path, stu
     stub.faults.timeout_hold = 0.6
     clock = FakeClock()
     gateway = _gateway(tmp_path, stub, clock)
-    first = gateway.deliver(recipients(range(1, 1001)), SEND_DATE, "r1")
+    first = release_and_dispatch(gateway, recipients(range(1, 1001)), SEND_DATE, "r1")
     _drain(gateway, clock)
     assert set(stub.accepted) == _keys(range(1, 1001))
     assert max(stub.accepted.values()) == 1
@@ -113,7 +115,9 @@ def test_429_waits_at_least_retry_after(tmp_path, stub):
     stub.faults.retry_after = 2.5
     clock = FakeClock()
     start = clock.now
-    report = _gateway(tmp_path, stub, clock).deliver(recipients(range(1, 6)), SEND_DATE, "r1")
+    report = release_and_dispatch(
+        _gateway(tmp_path, stub, clock), recipients(range(1, 6)), SEND_DATE, "r1"
+    )
     assert report.delivered == 5 and report.retried == 5
     assert (clock.now - start).total_seconds() >= 2.5
     assert parse_retry_after("7") == 7.0
@@ -126,7 +130,7 @@ def test_permanent_rejection_fails_the_message_with_the_providers_answer(tmp_pat
     stub.token = "another-token"  # every request answered 401
     clock = FakeClock()
     gateway = _gateway(tmp_path, stub, clock)
-    report = gateway.deliver(recipients([1, 2, 3]), SEND_DATE, "r1")
+    report = release_and_dispatch(gateway, recipients([1, 2, 3]), SEND_DATE, "r1")
     assert (report.delivered, report.failed, report.retried) == (0, 3, 0)
     assert gateway.ledger.frame()["last_error"].str.contains("HTTP 401").all()
 
@@ -136,7 +140,7 @@ def test_breaker_opens_defers_the_rest_alerts_and_a_later_run_delivers(tmp_path,
     stub.faults.outage = True
     clock = FakeClock()
     gateway = _gateway(tmp_path, stub, clock, failure_threshold=3, max_attempts=2)
-    report = gateway.deliver(recipients(range(1, 201)), SEND_DATE, "r1")
+    report = release_and_dispatch(gateway, recipients(range(1, 201)), SEND_DATE, "r1")
     assert report.delivered == 0
     assert report.deferred == 200 and report.deferred_waiting == 200
     assert report.breaker_state == {"http": "open"}
@@ -147,7 +151,7 @@ def test_breaker_opens_defers_the_rest_alerts_and_a_later_run_delivers(tmp_path,
     stub.faults.outage = False  # the provider recovers; the next scheduled run
     later = _gateway(tmp_path, stub, clock, failure_threshold=3)
     clock.advance(minutes=10)
-    again = later.deliver(recipients(range(1, 201)), SEND_DATE, "r2")
+    again = release_and_dispatch(later, recipients(range(1, 201)), SEND_DATE, "r2")
     assert again.newly_due == 0 and again.delivered == 200
     assert again.breaker_state == {"http": "closed"}
     assert set(stub.accepted) == _keys(range(1, 201)) and sum(stub.duplicates.values()) == 0
@@ -175,7 +179,7 @@ def test_open_breaker_uses_the_fallback_only_for_campaigns_that_allow_it(tmp_pat
         sleep=clock.sleep,
     )
     both = pd.concat([recipients(range(1, 21), "urgent"), recipients(range(21, 41), "weekly")])
-    report = gateway.deliver(both, SEND_DATE, "r1")
+    report = release_and_dispatch(gateway, both, SEND_DATE, "r1")
     ledger = gateway.ledger.frame()
     urgent = ledger[ledger["campaign"] == "urgent"]
     weekly = ledger[ledger["campaign"] == "weekly"]
@@ -192,7 +196,7 @@ def test_opt_out_between_decision_and_dispatch_wins(tmp_path, stub):
     raw = write_raw(tmp_path / "raw", 10)
     clock = FakeClock()
     gateway = _gateway(tmp_path, stub, clock)
-    gateway.ledger.record_due(recipients(range(1, 11)), SEND_DATE, "decided")
+    release(gateway.ledger, recipients(range(1, 11)), SEND_DATE, "decided")
     consents = pd.read_parquet(raw / "consent_events.parquet")
     opt_out = pd.DataFrame(
         {
@@ -205,7 +209,7 @@ def test_opt_out_between_decision_and_dispatch_wins(tmp_path, stub):
         }
     )
     pd.concat([consents, opt_out]).to_parquet(raw / "consent_events.parquet")
-    report = gateway.deliver(recipients(range(1, 11)), SEND_DATE, "dispatch")
+    report = release_and_dispatch(gateway, recipients(range(1, 11)), SEND_DATE, "dispatch")
     assert report.delivered == 9 and report.cancelled == 1
     assert idempotency_key("c1", 3, "email", SEND_DATE) not in stub.accepted
     row = gateway.ledger.frame().set_index("customer_id").loc[3]
@@ -217,12 +221,12 @@ def test_kill_switch_and_disabled_campaign_stop_dispatch(tmp_path, stub, monkeyp
     clock = FakeClock()
     gateway = _gateway(tmp_path, stub, clock)
     monkeypatch.setenv("CAMPAIGN_SENDS_DISABLED", "1")
-    stopped = gateway.deliver(recipients(range(1, 11)), SEND_DATE, "r1")
+    stopped = release_and_dispatch(gateway, recipients(range(1, 11)), SEND_DATE, "r1")
     assert stopped.stopped_by_kill_switch and stub.requests == 0
     assert gateway.ledger.counts() == {"due": 10}  # recorded, not lost
     monkeypatch.delenv("CAMPAIGN_SENDS_DISABLED")
     gateway.campaign_is_live = lambda name: False  # enabled: false since the decision
-    disabled = gateway.deliver(recipients(range(1, 11)), SEND_DATE, "r2")
+    disabled = release_and_dispatch(gateway, recipients(range(1, 11)), SEND_DATE, "r2")
     assert disabled.cancelled == 10 and stub.requests == 0
 
 
@@ -272,7 +276,7 @@ def test_sigkill_at_random_points_then_rerun_delivers_each_message_once(tmp_path
     clock = FakeClock()
     gateway = _gateway(tmp_path, stub, clock, timeout=0.5)
     stub.faults.latency = 0.0
-    gateway.deliver(recipients([]), SEND_DATE, "final", campaigns=["c1"])
+    release_and_dispatch(gateway, recipients([]), SEND_DATE, "final", campaigns=["c1"])
     stub.faults.error_rate = stub.faults.accept_then_timeout_rate = 0.0
     _drain(gateway, clock)
     assert set(stub.accepted) == _keys(range(1, n + 1)), "a message was lost"
@@ -318,7 +322,7 @@ def test_smtp_provider_delivers_to_a_local_smtp_server(tmp_path):
         smtp = SmtpProvider("127.0.0.1", port, sender="campaigns@example.org")
         ledger = SendLedger(tmp_path / "ledger.db")
         gateway = Gateway(ledger, {"email": route_for(smtp)}, tmp_path / "raw")
-        report = gateway.deliver(recipients([1, 2, 3]), SEND_DATE, "r1")
+        report = release_and_dispatch(gateway, recipients([1, 2, 3]), SEND_DATE, "r1")
     finally:
         controller.stop()
     assert report.delivered == 3

@@ -1,8 +1,8 @@
 """The send ledger and outbox: exactly once per (campaign, customer, channel, day)."""
 
-from orchestration.core.delivery.dispatch import deliver
 from orchestration.core.delivery.ledger import SendLedger
 from orchestration.core.delivery.outbox import OutboxProvider
+from tests.gateway.raw_world import deliver, release
 from tests.gateway.raw_world import recipients as _recipients
 
 
@@ -29,7 +29,7 @@ def test_a_message_left_due_by_a_crash_is_delivered_once_on_rerun(tmp_path, raw_
     ledger = SendLedger(tmp_path / "ledger.db")
     outbox = OutboxProvider(tmp_path / "outbox.db")
     # crash after recording due and after the provider accepted, before marking delivered
-    ledger.record_due(_recipients([1, 2]), "2026-11-23", "crashed-run")
+    release(ledger, _recipients([1, 2]), "2026-11-23", "crashed-run")
     claimed = ledger.claim_due("crashed-run", limit=10)
     from orchestration.core.delivery.outbox import OutgoingMessage
 

@@ -1,6 +1,6 @@
-"""Deliver selected recipients exactly once, whatever fails: the gateway's dispatch loop.
+"""Deliver released messages exactly once, whatever fails: the gateway's dispatch loop.
 
-For every batch of due messages it claims from the ledger:
+For every batch of due messages of a standing release it claims from the ledger:
 
 1. stop at once if the kill switch is on or the campaign was disabled since the decision;
 2. re-check consent and suppression as of now (an opt-out after the decision wins);
@@ -17,7 +17,6 @@ Contact details go to the provider only: the report carries counts and figures, 
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from orchestration.core.delivery.providers import (
 from orchestration.core.delivery.pseudonyms import recipient_ref
 from orchestration.core.delivery.rate_limit import TokenBucket
 from orchestration.core.world.contract import raw_path
+from orchestration.settings import Settings
 
 KILL_SWITCH_ENV = "CAMPAIGN_SENDS_DISABLED"
 KILL_SWITCH_FILE = "SENDS_DISABLED"
@@ -57,7 +57,7 @@ UNCONFIRMED = "outcome_unknown_provider_cannot_confirm"
 def kill_switch_on(gateway_dir: Path | None = None) -> bool:
     """The environment variable (for a deployment) or a file (to stop a dispatch already running:
     ``touch data/gateway/SENDS_DISABLED``)."""
-    if os.environ.get(KILL_SWITCH_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+    if Settings.from_env().sends_disabled:  # KILL_SWITCH_ENV, read at each check
         return True
     return gateway_dir is not None and (Path(gateway_dir) / KILL_SWITCH_FILE).exists()
 
@@ -241,21 +241,13 @@ class Gateway:
         self.addresses = AddressBook(self.raw_dir)
 
     # --- the loop -----------------------------------------------------------------------
-    def deliver(
-        self,
-        recipients: pd.DataFrame,
-        send_date: str,
-        run_id: str,
-        campaigns: list[str] | None = None,
-    ) -> DeliveryReport:
-        """Record ``recipients`` (campaign, customer_id, channel[, not_before]) as due, then
-        dispatch everything due for these campaigns whose time has come, including rows a
-        crashed or failed run left behind."""
+    def dispatch_due(self, run_id: str, campaigns: list[str]) -> DeliveryReport:
+        """Dispatch every due message of these campaigns whose time has come, under a standing
+        release (the ledger claims nothing else), including rows a crashed or failed dispatch
+        left behind. Nothing here records messages: only a release enqueues them."""
         started = time.perf_counter()
-        report = DeliveryReport(requested=len(recipients))
-        report.newly_due = self.ledger.record_due(recipients, send_date, run_id)
-        report.already_in_ledger = report.requested - report.newly_due
-        names = sorted(set(campaigns or []) | set(recipients["campaign"].unique()))
+        report = DeliveryReport()
+        names = sorted(set(campaigns))
         worker = worker_id(run_id)
         tried: set[str] = set()
         batch = max(r.batch_size for r in self.routes.values()) if self.routes else 500
@@ -393,60 +385,101 @@ class Gateway:
             try:
                 results = route.breaker.call(provider.send_batch, pending)
             except pybreaker.CircuitBreakerError as err:
-                report.latencies_ms.append((time.perf_counter() - started) * 1000)
-                cause = err.__cause__
-                unsure: list[OutgoingMessage] = []
-                if isinstance(cause, ProviderError):
-                    self._record(cause.partial, provider.name, report)
-                    answered = {r.idempotency_key for r in cause.partial}
-                    pending = [m for m in pending if m.idempotency_key not in answered]
-                    if cause.uncertain:
-                        unsure = self._settle_uncertain(route, pending, report)
-                        pending = []
-                self._breaker_open(
-                    route,
-                    [due_by_key[m.idempotency_key] for m in pending],
-                    [due_by_key[m.idempotency_key] for m in unsure],
-                    report,
-                )
+                self._tripped(route, pending, started, err.__cause__, due_by_key, report)
                 return
             except ProviderError as exc:
-                report.latencies_ms.append((time.perf_counter() - started) * 1000)
-                self._record(exc.partial, provider.name, report)
-                answered = {r.idempotency_key for r in exc.partial}
-                pending = [m for m in pending if m.idempotency_key not in answered]
-                if not exc.transient:
-                    self._fail(
-                        [due_by_key[m.idempotency_key] for m in pending],
-                        f"rejected: {exc}",
-                        provider.name,
-                        report,
-                    )
-                    return
-                if exc.uncertain:
-                    pending = self._settle_uncertain(route, pending, report)
-                if not pending:
-                    return
-                waiting = [due_by_key[m.idempotency_key] for m in pending]
-                if attempt >= self.retry.max_attempts:
-                    self._defer(
-                        waiting,
-                        self._backoff(attempt, exc.retry_after),
-                        "retries_exhausted",
-                        report,
-                    )
-                    return
-                delay = self.retry.delay(attempt, exc.retry_after, self.rng)
-                if delay > self.retry.max_delay_seconds:
-                    # The provider asked for longer than we wait inside a run.
-                    self._defer(waiting, delay, "provider_retry_after", report)
-                    return
-                report.retried += len(pending)
-                self.sleep(delay)
+                pending = self._retry_or_settle(
+                    route, pending, started, exc, attempt, due_by_key, report
+                )
                 continue
             report.latencies_ms.append((time.perf_counter() - started) * 1000)
             self._record(results, provider.name, report)
             pending = []
+
+    def _unanswered(
+        self,
+        route: Route,
+        pending: list[OutgoingMessage],
+        started: float,
+        error: ProviderError | None,
+        report: DeliveryReport,
+    ) -> list[OutgoingMessage]:
+        """After a failed attempt: record its latency and whatever the provider answered before
+        ``error`` (none when the cause is unknown); the messages still unanswered."""
+        report.latencies_ms.append((time.perf_counter() - started) * 1000)
+        if error is None:
+            return pending
+        self._record(error.partial, route.provider.name, report)
+        answered = {r.idempotency_key for r in error.partial}
+        return [m for m in pending if m.idempotency_key not in answered]
+
+    def _tripped(
+        self,
+        route: Route,
+        pending: list[OutgoingMessage],
+        started: float,
+        cause: BaseException | None,
+        due_by_key: dict[str, DueMessage],
+        report: DeliveryReport,
+    ) -> None:
+        """The attempt opened the breaker: what the provider may hold is settled first (after a
+        timeout), the rest fall back or wait (:meth:`_breaker_open`)."""
+        error = cause if isinstance(cause, ProviderError) else None
+        pending = self._unanswered(route, pending, started, error, report)
+        unsure: list[OutgoingMessage] = []
+        if error is not None and error.uncertain:
+            unsure = self._settle_uncertain(route, pending, report)
+            pending = []
+        self._breaker_open(
+            route,
+            [due_by_key[m.idempotency_key] for m in pending],
+            [due_by_key[m.idempotency_key] for m in unsure],
+            report,
+        )
+
+    def _retry_or_settle(
+        self,
+        route: Route,
+        pending: list[OutgoingMessage],
+        started: float,
+        exc: ProviderError,
+        attempt: int,
+        due_by_key: dict[str, DueMessage],
+        report: DeliveryReport,
+    ) -> list[OutgoingMessage]:
+        """The attempt failed without opening the breaker: the messages to send again (after the
+        retry delay, already slept), or none when they failed, were deferred or were held."""
+        provider = route.provider
+        pending = self._unanswered(route, pending, started, exc, report)
+        if not exc.transient:
+            self._fail(
+                [due_by_key[m.idempotency_key] for m in pending],
+                f"rejected: {exc}",
+                provider.name,
+                report,
+            )
+            return []
+        if exc.uncertain:
+            pending = self._settle_uncertain(route, pending, report)
+        if not pending:
+            return []
+        waiting = [due_by_key[m.idempotency_key] for m in pending]
+        if attempt >= self.retry.max_attempts:
+            self._defer(
+                waiting,
+                self._backoff(attempt, exc.retry_after),
+                "retries_exhausted",
+                report,
+            )
+            return []
+        delay = self.retry.delay(attempt, exc.retry_after, self.rng)
+        if delay > self.retry.max_delay_seconds:
+            # The provider asked for longer than we wait inside a run.
+            self._defer(waiting, delay, "provider_retry_after", report)
+            return []
+        report.retried += len(pending)
+        self.sleep(delay)
+        return pending
 
     def _settle_uncertain(
         self, route: Route, pending: list[OutgoingMessage], report: DeliveryReport
@@ -521,18 +554,3 @@ class Gateway:
         else:
             held += clean
         self._defer(held, route.breaker.reset_timeout, f"breaker_open:{name}", report)
-
-
-def deliver(
-    recipients: pd.DataFrame,
-    send_date: str,
-    run_id: str,
-    ledger: SendLedger,
-    provider: Provider,
-    raw_dir: Path,
-    batch_size: int = 1_000,
-) -> DeliveryReport:
-    """One provider for every channel, default retry and breaker settings (tests, scripts)."""
-    route = route_for(provider, batch_size=batch_size)
-    routes = {channel: route for channel in ("email", "sms", "push")}
-    return Gateway(ledger, routes, raw_dir).deliver(recipients, send_date, run_id)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestration.core.common.sqlite_tx import immediate_transaction
+from orchestration.core.delivery.releases import Release
 
 DUE = "due"
 DELIVERED = "delivered"
@@ -55,11 +56,34 @@ create table if not exists deliveries (
     unique (campaign, customer_id, channel, send_date)
 );
 """
+# One row per released run (orchestration.core.delivery.releases): what its gates let through.
+# A due message is dispatched only while the release of the run that enqueued it stands.
+RELEASES = """
+create table if not exists releases (
+    run_id text primary key,
+    status text not null check (status in ('released', 'revoked')),
+    released_at text not null,
+    send_date text not null,
+    checks text not null,
+    model_versions text not null,
+    policy_version text not null,
+    feature_version text not null,
+    campaign_files text not null,
+    decisions_digest text not null,
+    messages integer not null,
+    campaigns text not null,
+    revoked_at text,
+    revoked_by text,
+    revoke_reason text
+);
+"""
 SCHEMA = (
     TABLE
+    + RELEASES
     + """
 create index if not exists deliveries_status on deliveries (status, send_date);
 create index if not exists deliveries_due on deliveries (status, campaign, not_before);
+create index if not exists deliveries_run on deliveries (run_id, status);
 """
 )
 
@@ -167,12 +191,62 @@ class SendLedger:
         with self._connect() as con, immediate_transaction(con):
             yield con
 
-    def record_due(self, messages: pd.DataFrame, send_date: str, run_id: str) -> int:
-        """Record (campaign, customer_id, channel[, not_before]) rows as due for ``send_date``.
+    def record_release(self, release: Release, messages: pd.DataFrame) -> int:
+        """Record a run's release and enqueue its messages as due, in one transaction.
 
-        Returns how many were new; rows already in the ledger for that day are left untouched.
-        ``not_before`` (UTC timestamps, NaT for "now") defers a message, e.g. out of quiet hours.
+        ``messages`` are (campaign, customer_id, channel[, not_before]) rows for the release's
+        send date. Returns how many messages were new; rows already in the ledger for that day
+        stay with the release that enqueued them. Releasing the same run twice changes nothing.
         """
+        row = release.as_row()
+        with self._write() as con:
+            exists = con.execute(
+                "select 1 from releases where run_id = ?", (release.run_id,)
+            ).fetchone()
+            if exists:
+                return 0
+            con.execute(
+                f"insert into releases ({', '.join(row)}, status)"
+                f" values ({', '.join('?' * len(row))}, 'released')",
+                list(row.values()),
+            )
+            return self._insert_due(con, messages, release.send_date, release.run_id)
+
+    def revoke_release(self, run_id: str, by: str, reason: str) -> int:
+        """Revoke a run's release: its undelivered messages are cancelled. Returns how many."""
+        now = _now()
+        with self._write() as con:
+            found = con.execute(
+                "update releases set status = 'revoked', revoked_at = ?, revoked_by = ?,"
+                " revoke_reason = ? where run_id = ? and status = 'released'",
+                (now, by, reason, run_id),
+            ).rowcount
+            if not found:
+                known = con.execute("select status from releases where run_id = ?", (run_id,))
+                status = known.fetchone()
+                raise KeyError(
+                    f"run {run_id} has no release to revoke"
+                    + (f" (it is already {status[0]})" if status else "")
+                )
+            before = con.total_changes
+            con.execute(
+                "update deliveries set status = 'cancelled', last_error = 'release_revoked',"
+                " claimed_by = null, claimed_at = null, updated_at = ?"
+                " where run_id = ? and status = 'due'",
+                (now, run_id),
+            )
+            return con.total_changes - before
+
+    def releases(self) -> pd.DataFrame:
+        with self._connect() as con:
+            return pd.read_sql_query("select * from releases order by released_at", con)
+
+    def _insert_due(
+        self, con: sqlite3.Connection, messages: pd.DataFrame, send_date: str, run_id: str
+    ) -> int:
+        """Insert (campaign, customer_id, channel[, not_before]) rows as due for ``send_date``
+        inside the caller's transaction; ``not_before`` (UTC, NaT for "now") defers a message
+        out of quiet hours. Returns how many were new."""
         now = _now()
         if "not_before" in messages.columns:
             not_before = [
@@ -200,15 +274,14 @@ class SendLedger:
                 strict=True,
             )
         ]
-        with self._write() as con:
-            before = con.total_changes
-            con.executemany(
-                "insert or ignore into deliveries (idempotency_key, campaign, customer_id, channel,"
-                " send_date, run_id, status, not_before, created_at, updated_at)"
-                " values (?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
-            return con.total_changes - before
+        before = con.total_changes
+        con.executemany(
+            "insert or ignore into deliveries (idempotency_key, campaign, customer_id, channel,"
+            " send_date, run_id, status, not_before, created_at, updated_at)"
+            " values (?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        return con.total_changes - before
 
     def _release_dead_claims(self, con: sqlite3.Connection) -> int:
         holders = [
@@ -233,7 +306,8 @@ class SendLedger:
         campaigns: list[str] | None = None,
         now: datetime | None = None,
     ) -> list[DueMessage]:
-        """Claim up to ``limit`` due rows whose time has come and that nobody live holds.
+        """Claim up to ``limit`` due rows of standing releases whose time has come and that
+        nobody live holds. A message of a revoked release (or of none) is never claimed.
 
         A claim is free when it was never taken, its lease expired, or the process that took it
         on this host is gone (a crashed or killed run): a re-run picks it up at once.
@@ -254,6 +328,7 @@ class SendLedger:
                 where idempotency_key in (
                     select idempotency_key from deliveries
                     where status = 'due'
+                      and run_id in (select run_id from releases where status = 'released')
                       and (not_before is null or not_before <= ?)
                       and (claimed_at is null or claimed_at < ?) {campaign_filter}
                     order by created_at, idempotency_key limit ?)
