@@ -1,6 +1,6 @@
 """Scoring and audiences: features as of the decision time, champion scores, decisions."""
 
-from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -15,6 +15,7 @@ from dagster import (
     asset_check,
 )
 
+from orchestration.core.decisioning.inputs import recent_contacts
 from orchestration.core.features.publishing import FeatureVersion
 from orchestration.core.model.registry import RegisteredModel
 from orchestration.defs.run_artifacts import DecisionBatch, ScoringBatch, markdown_table
@@ -159,30 +160,29 @@ def campaign_decisions(
     from orchestration.core.decisioning.canary import shares_for_run
     from orchestration.core.decisioning.decide import decide_campaigns
     from orchestration.core.decisioning.decision_store import write_decisions
+    from orchestration.core.decisioning.inputs import decision_inputs
     from orchestration.core.decisioning.policy import load_policy
-    from orchestration.core.delivery.reachability import reachability_flags
 
     s = settings.get()
     loaded = load_campaigns(s.campaigns_dir)
     for error in loaded.errors.values():
         context.log.error(error)
     policy = load_policy(s.policy_file)
-    candidates = pd.read_parquet(s.exports_dir / "dim_customers.parquet")
-    reachable = reachability_flags(s.raw_dir, candidates["customer_id"])
-    candidates = candidates.merge(reachable, on="customer_id", how="left", validate="one_to_one")
-    scores = pd.read_parquet(customer_scores.path)
-    send_date = customer_scores.decided_at.date().isoformat()
-    history = recent_contacts(
-        gateway.ledger(s), customer_scores.decided_at, policy.policy.longest_cap_window_days
+    inputs = decision_inputs(
+        s,
+        policy.policy,
+        customer_scores.decided_at,
+        scores_file=Path(customer_scores.path),
+        ledger=gateway.ledger(s),
     )
-    today = history[history["send_date"] == send_date]
+    candidates, scores, send_date = inputs.candidates, inputs.scores, inputs.send_date
     run = decide_campaigns(
         candidates=candidates,
         scores=scores,
         campaigns=sorted(loaded.campaigns.values(), key=lambda c: c.name),
         policy=policy,
-        contact_history=history,
-        sent_today=today.groupby("campaign").size().to_dict(),
+        contact_history=inputs.contact_history,
+        sent_today=inputs.sent_today,
         decided_at=customer_scores.decided_at,
         run_id=context.run.run_id,
         feature_timestamp=customer_scores.feature_timestamp,
@@ -232,20 +232,6 @@ def campaign_decisions(
             ),
         },
     )
-
-
-def recent_contacts(ledger, decided_at: datetime, days: int) -> pd.DataFrame:
-    """Ledger rows of the last ``days`` days (today included), for caps and the daily limit."""
-    frame = ledger.frame()
-    columns = ["campaign", "customer_id", "channel", "send_date"]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    first = (
-        (pd.Timestamp(decided_at).tz_convert("UTC").normalize() - pd.Timedelta(days=days - 1))
-        .date()
-        .isoformat()
-    )
-    return frame.loc[frame["send_date"] >= first, columns].reset_index(drop=True)
 
 
 @asset_check(

@@ -7,7 +7,7 @@ last live decisions: +N / -M recipients, by reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -21,9 +21,8 @@ from orchestration.core.decisioning.decision_store import (
     diff_recipients,
     last_live_decisions,
 )
+from orchestration.core.decisioning.inputs import customers_path, decision_inputs, scores_path
 from orchestration.core.decisioning.policy import load_policy
-from orchestration.core.delivery.ledger import SendLedger
-from orchestration.core.delivery.reachability import reachability_flags
 from orchestration.settings import Settings
 
 
@@ -37,6 +36,10 @@ class DryRunResult:
     diffs: dict[str, RecipientDiff]
     recipients: dict[str, int]
     errors: dict[str, str]
+    # every evaluated campaign's rows (run_id "dry-run"), as the live run would have written them
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the live runs diffed against, whose sends were left out of the contact history
+    compared_runs: frozenset[str] = frozenset()
 
 
 def dry_run(
@@ -47,9 +50,7 @@ def dry_run(
 ) -> DryRunResult:
     """Evaluate the current campaigns, with ``campaign_file`` added or replacing the campaign of
     the same name, under ``policy_file`` (default: the current policy)."""
-    scores_path = settings.pipeline_dir / "customer_scores.parquet"
-    dim_path = settings.exports_dir / "dim_customers.parquet"
-    for path in (scores_path, dim_path):
+    for path in (scores_path(settings), customers_path(settings)):
         if not path.exists():
             raise DryRunError(
                 f"{path} is missing: run the pipeline once (`make run`) before a dry run"
@@ -62,39 +63,27 @@ def dry_run(
         changed = {campaign.name}
     policy = load_policy(policy_file or settings.policy_file)
     decided_at = decided_at or settings.now()
-    candidates = pd.read_parquet(dim_path)
-    candidates = candidates.merge(
-        reachability_flags(settings.raw_dir, candidates["customer_id"]),
-        on="customer_id",
-        how="left",
-    )
     previous = {name: last_live_decisions(settings.decisions_dir, name) for name in changed}
     previous_runs = {str(p["run_id"].iloc[0]) for p in previous.values() if len(p)}
-    # Compare like with like: the sends made by the runs we compare against did not exist when
-    # those runs decided, so they do not count against caps here either.
-    history = SendLedger(settings.gateway_dir / "ledger.db").frame()
-    columns = ["campaign", "customer_id", "channel", "send_date"]
-    if len(history):
-        history = history.loc[~history["run_id"].isin(previous_runs), columns]
-    else:
-        history = pd.DataFrame(columns=columns)
-    live = [c for c in campaigns.values() if not c.dry_run or c.name in changed]
-    scores = pd.read_parquet(scores_path)
+    # The live run's inputs (cap-window history), except that the sends made by the runs we
+    # compare against did not exist when those runs decided: like with like, they do not count
+    # against caps or the daily limit here either.
+    inputs = decision_inputs(settings, policy.policy, decided_at, exclude_runs=previous_runs)
+    live = sorted(
+        (c for c in campaigns.values() if not c.dry_run or c.name in changed), key=lambda c: c.name
+    )
     run = decide_campaigns(
-        candidates=candidates,
-        scores=scores,
+        candidates=inputs.candidates,
+        scores=inputs.scores,
         campaigns=[c.model_copy(update={"dry_run": False}) for c in live],
         policy=policy,
-        contact_history=history,
-        sent_today=history[history["send_date"] == decided_at.date().isoformat()]
-        .groupby("campaign")
-        .size()
-        .to_dict(),
+        contact_history=inputs.contact_history,
+        sent_today=inputs.sent_today,
         decided_at=decided_at,
         run_id="dry-run",
         feature_timestamp=None,
         # a tripped canary is off in a dry run too
-        canary_shares=shares_for_run(settings, live, scores),
+        canary_shares=shares_for_run(settings, live, inputs.scores),
     )
     diffs: dict[str, RecipientDiff] = {}
     recipients: dict[str, int] = {}
@@ -103,5 +92,10 @@ def dry_run(
         recipients[name] = int(rows["decision"].isin(["send", "deferred"]).sum())
         diffs[name] = diff_recipients(rows, previous[name])
     return DryRunResult(
-        policy_version=policy.version, diffs=diffs, recipients=recipients, errors=run.errors
+        policy_version=policy.version,
+        diffs=diffs,
+        recipients=recipients,
+        errors=run.errors,
+        decisions=run.decisions,
+        compared_runs=frozenset(previous_runs),
     )
