@@ -142,3 +142,18 @@ def test_sendable_takes_send_and_deferred_rows_of_live_campaigns_only():
     assert messages["customer_id"].tolist() == [1, 2]
     assert pd.isna(messages["not_before"].iloc[0])
     assert messages["not_before"].iloc[1] == pd.Timestamp("2026-11-23T15:00:00Z")
+
+
+def test_messages_not_delivered_within_a_day_expire_and_are_never_sent_late(tmp_path):
+    from tests.gateway.raw_world import recipients, release
+
+    ledger = SendLedger(tmp_path / "ledger.db")
+    gateway, outbox = _gateway(tmp_path, ledger)
+    release(ledger, recipients([1, 2]), "2026-11-20", "old")  # left due by an outage
+    release(ledger, recipients([3]), "2026-11-23", "today")
+    assert ledger.expire_before("2026-11-22") == 2
+    report = gateway.dispatch_due(run_id="d", campaigns=["c1"])
+    assert (report.delivered, outbox.received()) == (1, 1)
+    statuses = ledger.frame().set_index("customer_id")[["status", "last_error"]]
+    assert statuses.loc[1].tolist() == ["cancelled", "expired"]
+    assert statuses.loc[3, "status"] == "delivered"

@@ -97,32 +97,54 @@ def test_every_asset_is_described_owned_and_grouped(defs):
     assert problems == []
 
 
-def test_the_send_gates_are_blocking_and_upstream_of_the_sends(defs):
-    graph = _graph(defs)
-    sends = AssetKey("campaign_sends")
-    ancestors = set()
-    frontier = [sends]
+def _ancestors(graph, key: AssetKey) -> set[AssetKey]:
+    ancestors, frontier = set(), [key]
     while frontier:
-        key = frontier.pop()
-        for parent in graph.get(key).parent_keys:
+        for parent in graph.get(frontier.pop()).parent_keys:
             if parent not in ancestors:
                 ancestors.add(parent)
                 frontier.append(parent)
-    gates = {
-        (AssetKey(["raw", "orders"]), "fresh_within_window"),
-        (AssetKey(["raw", "engagement_events"]), "fresh_within_window"),
-        (AssetKey("feature_snapshot"), "drift_share_below_threshold"),
-        (AssetKey("feature_snapshot"), "features_cover_candidates"),
-        (AssetKey("uplift_model"), "champion_beats_random"),
-        (AssetKey("campaign_decisions"), "audience_compliant"),
-    }
+    return ancestors
+
+
+SEND_GATES = {
+    (AssetKey(["raw", "orders"]), "fresh_within_window"),
+    (AssetKey(["raw", "engagement_events"]), "fresh_within_window"),
+    (AssetKey("feature_snapshot"), "drift_share_below_threshold"),
+    (AssetKey("feature_snapshot"), "features_cover_candidates"),
+    (AssetKey("online_features"), "online_store_fresh"),
+    (AssetKey("uplift_model"), "champion_beats_random"),
+    (AssetKey("campaign_decisions"), "audience_compliant"),
+}
+
+
+def test_the_send_gates_are_blocking_and_upstream_of_the_release(defs):
+    graph = _graph(defs)
+    release = AssetKey("campaign_release")
+    ancestors = _ancestors(graph, release)
     blocking = {
         (c.asset_key, c.name) for c in graph.asset_check_keys if graph.get_check_spec(c).blocking
     }
-    for asset, name in gates:
+    for asset, name in SEND_GATES:
         assert (asset, name) in blocking, f"{asset.to_user_string()}:{name} is not blocking"
-        assert asset in ancestors, f"{asset.to_user_string()} is not upstream of the sends"
+        assert asset in ancestors, f"{asset.to_user_string()} is not upstream of the release"
+    for audience in (k for k in graph.get_all_asset_keys() if k.path[0] == "audience"):
+        assert audience in ancestors, f"{audience.to_user_string()} is not upstream of the release"
+        assert any(
+            c.asset_key == audience and graph.get_check_spec(c).blocking
+            for c in graph.asset_check_keys
+        ), f"{audience.to_user_string()} has no blocking check"
     dbt_error_tests = [
         c for c in graph.asset_check_keys if c.asset_key == AssetKey("dim_customers")
     ]
     assert dbt_error_tests and all(graph.get_check_spec(c).blocking for c in dbt_error_tests)
+
+
+def test_the_sends_read_no_decisions_only_the_released_ledger(defs):
+    """campaign_sends must not load campaign_decisions (a stored output says nothing about its
+    run's gates): it depends on the release, which is downstream of every gate."""
+    graph = _graph(defs)
+    sends = graph.get(AssetKey("campaign_sends"))
+    assert AssetKey("campaign_decisions") not in sends.parent_keys
+    assert AssetKey("campaign_release") in sends.parent_keys
+    assert AssetKey("campaign_release") in _ancestors(graph, AssetKey("campaign_sends"))
