@@ -9,6 +9,9 @@ import pytest
 
 # Tests never read the developer's data/ or MLflow store by accident.
 os.environ.setdefault("CAMPAIGN_DATA_DIR", "/nonexistent-set-by-fixture")
+# A fixed key for the recipient refs, so no test warns about the public development key
+# (tests of the fallback itself delete it with monkeypatch).
+os.environ.setdefault("CAMPAIGN_PSEUDONYM_KEY", "test-only-pseudonym-key")
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
