@@ -40,6 +40,53 @@ class Eligibility(BaseModel):
     min_tenure_days: int | None = Field(None, ge=0)
 
 
+class ExpectedAudience(BaseModel):
+    """The misrouting guard's bands (``audience_size_within_band``): a declared one (``min``,
+    ``max``) and one from the campaign's own released history. A ``None`` override uses the
+    default of ``orchestration.core.decisioning.audience_guards``."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, gt=0)
+    # block when today's audience is over factor x, or under 1/factor of, the history's median
+    history_factor: float | None = Field(None, gt=1)
+    # the median is over the last this many released send days of the campaign ...
+    history_days: int | None = Field(None, ge=1)
+    # ... and applies once at least this many exist (0 days of history: no history band)
+    history_min_days: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> ExpectedAudience:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"expected_audience.min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class Composition(BaseModel):
+    """The composition guard (``audience_composition_matches_eligible``): overrides only."""
+
+    model_config = ConfigDict(extra="forbid")
+    # block when a region's or tenure band's share of the audience differs from its share of the
+    # eligible population by more than this (absolute share difference)
+    max_share_diff: float | None = Field(None, gt=0, le=1)
+    # audiences smaller than this are too small to judge (the size band still applies)
+    min_audience: int | None = Field(None, ge=1)
+
+
+class Fairness(BaseModel):
+    """The bias audit (``audience_selection_rates_fair``): the four-fifths rule per segment."""
+
+    model_config = ConfigDict(extra="forbid")
+    # warn: a ratio below min_ratio is reported (WARN, sends go on); block: it stops the sends
+    mode: Literal["warn", "block"] = "warn"
+    # lowest / highest selection rate across a dimension's segments must be at least this
+    min_ratio: float = Field(0.8, gt=0, le=1)
+    # dim_customers columns audited besides region and tenure band (e.g. a declared attribute)
+    sensitive_columns: list[str] = Field(default_factory=list)
+    # segments with fewer eligible customers than this are left out of the ratio
+    min_segment_size: int | None = Field(None, ge=1)
+
+
 class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +108,10 @@ class Campaign(BaseModel):
     # When the channel's provider is down (circuit breaker open), use the channel's configured
     # fallback provider instead of deferring the remaining messages.
     allow_fallback: bool = False
+    # Gates on the audience itself (see campaigns/README.md): size band, composition, fairness.
+    expected_audience: ExpectedAudience = Field(default_factory=ExpectedAudience)
+    composition: Composition = Field(default_factory=Composition)
+    fairness: Fairness = Field(default_factory=Fairness)
 
     @field_validator("name")
     @classmethod
