@@ -1,4 +1,5 @@
-"""Training set (Feast point-in-time at each past exposure) and the registered uplift model."""
+"""Training set (Feast point-in-time at each past exposure), the registered uplift model, the
+gate that decides on a challenger and the one step that moves the champion alias."""
 
 import subprocess
 
@@ -9,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    MaterializeResult,
     MetadataValue,
     Output,
     asset,
@@ -23,8 +25,6 @@ GROUP = "model"
 OWNER = "team:data-science"
 # The outcome the model learns is a setting (CAMPAIGN_TARGET): has_converted for the synthetic
 # world and most retail data, has_visited for Hillstrom (its protocol; conversions are too rare).
-# The champion that scores the campaigns must rank better than random on its holdout.
-MIN_CHAMPION_QINI = 0.0
 
 
 def _code_version() -> str:
@@ -156,42 +156,8 @@ def uplift_model(
             "target": s.target,
             "train_rows": int(m["train_rows"]),
             "holdout_rows": int(m["holdout_rows"]),
+            "bootstrap_resamples": int(m["bootstrap_resamples"]),
             "qini_curve": MetadataValue.path(str(curve)),
-        },
-    )
-
-
-@asset_check(
-    asset=uplift_model,
-    name="champion_beats_random",
-    blocking=True,
-    description=(
-        "The model that will score the campaigns (alias champion) ranks better than random on its "
-        "held-out customers: Qini above the floor. A weak champion stops the sends."
-    ),
-)
-def champion_beats_random(context, settings: CampaignSettings) -> AssetCheckResult:
-    from orchestration.core.model.registry import describe_alias
-
-    s = settings.get()
-    champion = describe_alias(s)
-    if champion is None:
-        return AssetCheckResult(
-            passed=False,
-            severity=AssetCheckSeverity.ERROR,
-            description=f"no version of {s.model_name} carries the alias 'champion'",
-        )
-    qini = champion.metrics.get("qini", float("nan"))
-    return AssetCheckResult(
-        passed=bool(qini > MIN_CHAMPION_QINI),
-        severity=AssetCheckSeverity.ERROR,
-        description=f"champion v{champion.version}: qini {qini:.4f} (floor {MIN_CHAMPION_QINI})",
-        metadata={
-            "champion_version": champion.version,
-            "qini": qini,
-            "floor": MIN_CHAMPION_QINI,
-            "uplift_at_30": champion.metrics.get("uplift_at_30", float("nan")),
-            "mlflow_run_id": champion.run_id,
         },
     )
 
@@ -202,12 +168,14 @@ def champion_beats_random(context, settings: CampaignSettings) -> AssetCheckResu
     blocking=True,
     additional_ins={"training_set": AssetIn("training_set")},
     description=(
-        "Champion and challenger score the same held-out customers of the current training set; "
-        "the challenger is promoted (alias champion moves) when its Qini beats the champion's by "
-        "more than CAMPAIGN_PROMOTION_MARGIN and the paired-bootstrap 95% interval of the "
-        "difference is above 0. Not promoted passes (the champion keeps serving, severity WARN); "
-        "the check fails only when the comparison cannot run. CAMPAIGN_PROMOTE_OVERRIDE=<version> "
-        "forces the alias (tag promoted_by=manual_override)."
+        "Decides, never acts: champion and challenger score the same held-out customers of the "
+        "current training set; the verdict is 'promote' when the challenger's Qini beats the "
+        "champion's by more than CAMPAIGN_PROMOTION_MARGIN and the paired-bootstrap 95% interval "
+        "of the difference is above 0. The comparison is recorded on the challenger's MLflow run "
+        "(tag promotion_decision, with this Dagster run's id); the model_promotion asset moves "
+        "the alias. Keeping the champion passes (severity WARN); the check fails (ERROR, and "
+        "model_promotion is skipped) only when the comparison cannot run. Re-running it moves "
+        "nothing."
     ),
 )
 def challenger_promotion_gate(
@@ -215,31 +183,33 @@ def challenger_promotion_gate(
 ) -> AssetCheckResult:
     from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
     from orchestration.core.model.promotion import (
-        apply_promotion,
         compare_on_holdout,
         holdout_rows,
         log_comparison,
+        log_comparison_failure,
     )
     from orchestration.core.model.registry import CHALLENGER, describe_alias, load_alias
 
     s = settings.get()
+    run_id = context.run.run_id
+    override = (s.promote_override or "").strip()
+    note = f"; manual override requested: model_promotion makes v{override} the champion"
+    note = note if override else ""
+    champion = describe_alias(s)
+    champion_version = champion.version if champion else None
     challenger = describe_alias(s, CHALLENGER)
     if challenger is None:
-        outcome = apply_promotion(s, None, s.promote_override)
         return AssetCheckResult(
             passed=True,
-            description="first version is the champion"
-            + (
-                f"; manual override: champion is v{outcome.champion_version}"
-                if outcome.changed
-                else ""
-            ),
+            description=f"no challenger is waiting; champion v{champion_version} keeps serving"
+            + note,
             metadata={
-                "promoted": outcome.changed,
-                "champion_version": str(outcome.champion_version),
+                "verdict": "nothing to compare",
+                "gate_says_promote": False,
+                "champion_version": str(champion_version),
+                "manual_override": override or "none",
             },
         )
-    champion = describe_alias(s)
     try:
         decision = compare_on_holdout(
             load_alias(s),
@@ -247,33 +217,46 @@ def challenger_promotion_gate(
             holdout_rows(pd.read_parquet(training_set)),
             feature_names(s, FEATURE_SERVICE),
             margin=s.promotion_margin,
-            champion_version=champion.version if champion else None,
+            champion_version=champion_version,
             challenger_version=challenger.version,
         )
     except Exception as exc:  # noqa: BLE001 - a comparison that cannot run fails the check
-        apply_promotion(s, None, s.promote_override)  # a manual override needs no comparison
+        error = f"{type(exc).__name__}: {exc}"
+        log_comparison_failure(
+            s, challenger.run_id, challenger.version, champion_version, error, run_id
+        )
         return AssetCheckResult(
             passed=False,
             severity=AssetCheckSeverity.ERROR,
-            description=f"cannot compare challenger v{challenger.version} with the champion: {exc}",
-            metadata={"challenger_version": challenger.version, "promoted": False},
+            description=f"cannot compare challenger v{challenger.version} with champion "
+            f"v{champion_version}: {error}; no alias moves",
+            metadata={
+                "verdict": "cannot compare",
+                "gate_says_promote": False,
+                "challenger_version": challenger.version,
+                "champion_version": str(champion_version),
+                "error": error[:1000],
+                "manual_override": override or "none",
+                "mlflow_run_id": challenger.run_id,
+            },
         )
-    log_comparison(s, challenger.run_id, decision)
-    outcome = apply_promotion(s, decision, s.promote_override)
-    promoted = outcome.changed and outcome.champion_version == challenger.version
+    log_comparison(s, challenger.run_id, decision, run_id)
+    verdict = (
+        f"promote: model_promotion moves the champion alias to v{challenger.version}"
+        if decision.promote
+        else f"keep champion v{champion_version}"
+    )
     return AssetCheckResult(
         passed=True,
         severity=AssetCheckSeverity.WARN,
         description=(
             f"challenger v{challenger.version} vs champion v{decision.champion_version}: "
-            f"{decision.reason}; "
-            + (
-                f"champion is now v{outcome.champion_version} ({outcome.promoted_by})"
-                if outcome.changed
-                else "champion keeps serving"
-            )
+            f"{decision.reason}; {verdict}{note}"
         ),
         metadata={
+            "verdict": "promote" if decision.promote else "keep champion",
+            "gate_says_promote": decision.promote,
+            "rule": "qini_diff > margin and qini_diff_ci_low > 0",
             "champion_version": str(decision.champion_version),
             "challenger_version": challenger.version,
             "champion_qini": decision.champion_qini,
@@ -286,10 +269,104 @@ def challenger_promotion_gate(
             "qini_diff_ci_high": decision.qini_diff_ci_high,
             "margin": decision.margin,
             "holdout_rows": decision.holdout_rows,
-            "gate_says_promote": decision.promote,
-            "promoted": promoted,
-            "promoted_by": outcome.promoted_by or "none",
-            "champion_after": str(outcome.champion_version),
-            "severity": "INFO" if promoted else "WARN",
+            "bootstrap_resamples": decision.n_boot,
+            "manual_override": override or "none",
+            "mlflow_run_id": challenger.run_id,
+            "severity": "INFO" if decision.promote else "WARN",
+        },
+    )
+
+
+@asset(
+    deps=[uplift_model, AssetKey("training_set")],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"mlflow"},
+    description=(
+        "Moves the champion alias, the only step that does: onto the challenger when "
+        "challenger_promotion_gate decided 'promote' on THIS challenger version in THIS run "
+        "against the current champion (it re-reads the decision from the challenger's MLflow "
+        "run), or onto CAMPAIGN_PROMOTE_OVERRIDE=<version>. The moved version is tagged "
+        "promoted_by (promotion_gate | manual_override:<version>), promoted_at, promoted_from "
+        "and promoted_in_run. Skipped when the gate fails; otherwise the champion keeps serving."
+    ),
+)
+def model_promotion(
+    context: AssetExecutionContext, settings: CampaignSettings
+) -> MaterializeResult:
+    from orchestration.core.model.promotion import move_champion, plan_promotion, recorded_decision
+    from orchestration.core.model.registry import CHALLENGER, describe_alias
+
+    s = settings.get()
+    run_id = context.run.run_id
+    champion = describe_alias(s)
+    before = champion.version if champion else None
+    challenger = describe_alias(s, CHALLENGER)
+    recorded = recorded_decision(s, challenger.run_id) if challenger else None
+    plan = plan_promotion(
+        before,
+        challenger.version if challenger else None,
+        recorded,
+        override=s.promote_override,
+        run_id=run_id,
+    )
+    moved, promoted_at = plan.target is not None, None
+    if moved:
+        outcome = move_champion(s, plan.target, plan.promoted_by, run_id=run_id)
+        moved, promoted_at = outcome.changed, outcome.promoted_at
+        context.log.info(f"champion moved from v{before} to v{plan.target}: {plan.reason}")
+    after = plan.target if moved else before
+    return MaterializeResult(
+        metadata={
+            "promoted": moved,
+            "champion_before": str(before),
+            "champion_after": str(after),
+            "challenger_version": str(challenger.version if challenger else None),
+            "promoted_by": plan.promoted_by if moved else "none",
+            "promoted_at": promoted_at if moved else "none",
+            "reason": plan.reason,
+            "gate_decision": (recorded.outcome if recorded else None) or "none",
+            "gate_decision_run_id": (recorded.dagster_run_id if recorded else None) or "none",
+            "manual_override": (s.promote_override or "").strip() or "none",
+        },
+    )
+
+
+@asset_check(
+    asset=model_promotion,
+    name="champion_beats_random",
+    blocking=True,
+    description=(
+        "The model that scores the campaigns (alias champion, after model_promotion) ranks "
+        "better than random on its held-out customers, on evidence: the LOWER bound of its "
+        "Qini's 95% bootstrap interval (stored with its MLflow run) must be above the floor "
+        "(CAMPAIGN_MIN_CHAMPION_QINI, 0 by default). A champion without a stored interval fails. "
+        "A weak champion stops the sends."
+    ),
+)
+def champion_beats_random(context, settings: CampaignSettings) -> AssetCheckResult:
+    from orchestration.core.model.gates import RULE, champion_gate
+    from orchestration.core.model.registry import describe_alias
+
+    s = settings.get()
+    floor = s.thresholds.min_champion_qini
+    champion = describe_alias(s)
+    if champion is None:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=f"no version of {s.model_name} carries the alias 'champion'",
+            metadata={"rule": RULE, "floor": floor, "champion_version": "none"},
+        )
+    gate = champion_gate(champion.metrics, floor, version=champion.version)
+    return AssetCheckResult(
+        passed=gate.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=gate.description,
+        metadata={
+            **gate.evidence,
+            "champion_version": champion.version,
+            "uplift_at_30": champion.metrics.get("uplift_at_30", float("nan")),
+            "mlflow_run_id": champion.run_id,
         },
     )

@@ -21,10 +21,10 @@ LIFT_METADATA = "latest_lift"
 
 retrain_model = define_asset_job(
     name="retrain_model",
-    selection=AssetSelection.assets("training_set", "uplift_model"),
+    selection=AssetSelection.assets("training_set", "uplift_model", "model_promotion"),
     description=(
         "Rebuild the training set and train a new uplift model version (a challenger: the "
-        "promotion gate decides whether it replaces the champion). Requested by retraining_sensor."
+        "promotion gate decides, model_promotion moves the alias). Requested by retraining_sensor."
     ),
 )
 

@@ -77,6 +77,9 @@ def scoring_features(
 
 
 @asset(
+    # After the promotion: the scores come from the champion this run may have just promoted,
+    # and champion_beats_random (a check on model_promotion) stands in front of them.
+    deps=[AssetKey("model_promotion")],
     group_name=GROUP,
     owners=[OWNER],
     kinds={"mlflow", "parquet"},

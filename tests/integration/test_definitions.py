@@ -113,7 +113,7 @@ SEND_GATES = {
     (AssetKey("feature_snapshot"), "drift_share_below_threshold"),
     (AssetKey("feature_snapshot"), "features_cover_candidates"),
     (AssetKey("online_features"), "online_store_fresh"),
-    (AssetKey("uplift_model"), "champion_beats_random"),
+    (AssetKey("model_promotion"), "champion_beats_random"),
     (AssetKey("campaign_decisions"), "audience_compliant"),
 }
 

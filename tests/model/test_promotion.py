@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -186,10 +187,12 @@ def test_registry_a_worse_challenger_stays_challenger_unless_overridden(mlflow_s
     # the manual override forces the alias whatever the gate said, and says so on the version
     forced = apply_promotion(mlflow_settings, decision, override=second.version)
     client, champion, challenger = _registry(mlflow_settings)
-    assert forced.changed and forced.promoted_by == MANUAL_OVERRIDE
+    assert forced.changed and forced.promoted_by == f"{MANUAL_OVERRIDE}:{second.version}"
     assert (champion, challenger) == (second.version, None)
     tags = client.get_model_version("uplift_model", second.version).tags
-    assert tags[PROMOTED_BY_TAG] == MANUAL_OVERRIDE
+    assert tags[PROMOTED_BY_TAG] == f"{MANUAL_OVERRIDE}:{second.version}"
+    assert tags["promoted_from"] == first.version
+    assert tags["promoted_at"]
 
 
 def test_registry_override_of_an_unknown_version_raises(mlflow_settings, split):
@@ -201,3 +204,210 @@ def test_registry_override_of_an_unknown_version_raises(mlflow_settings, split):
         apply_promotion(mlflow_settings, None, override="42")
     _, champion, _ = _registry(mlflow_settings)
     assert champion == "1"
+
+
+# --------------------------------------------------------------------------------------------
+# the promotion step's plan: it acts only on the gate's decision about THIS challenger, from THIS
+# run, against the current champion (plain Python, no registry)
+
+
+def _recorded(outcome="promoted", challenger="2", champion="1", run="run-a", reason="wins"):
+    from orchestration.core.model.promotion import RecordedDecision
+
+    return RecordedDecision(outcome, challenger, champion, run, reason)
+
+
+def test_plan_promotes_on_this_runs_decision_about_this_challenger():
+    from orchestration.core.model.promotion import plan_promotion
+
+    plan = plan_promotion("1", "2", _recorded(), run_id="run-a")
+    assert (plan.target, plan.promoted_by, plan.reason) == ("2", PROMOTION_GATE, "wins")
+
+
+@pytest.mark.parametrize(
+    ("recorded", "says"),
+    [
+        (None, "recorded no decision"),
+        (_recorded(outcome=None), "recorded no decision"),
+        (_recorded(outcome="not_promoted", reason="CI includes 0"), "CI includes 0"),
+        (_recorded(outcome="cannot_compare", reason="ValueError"), "cannot_compare"),
+        (_recorded(run="run-b"), "not in this run"),
+        (_recorded(champion="0"), "v1 is the champion now"),
+        (_recorded(challenger="3"), "not challenger v2"),
+    ],
+)
+def test_plan_keeps_the_champion_without_a_valid_decision(recorded, says):
+    from orchestration.core.model.promotion import plan_promotion
+
+    plan = plan_promotion("1", "2", recorded, run_id="run-a")
+    assert plan.target is None and plan.promoted_by is None
+    assert says in plan.reason
+
+
+def test_plan_follows_a_manual_override_whatever_the_gate_said():
+    from orchestration.core.model.promotion import plan_promotion
+
+    plan = plan_promotion("1", "2", _recorded(outcome="not_promoted"), override=" 2 ", run_id="x")
+    assert (plan.target, plan.promoted_by) == ("2", f"{MANUAL_OVERRIDE}:2")
+    assert plan_promotion("1", None, None, override="1").target is None  # already the champion
+    assert plan_promotion("1", None, None, override="").target is None  # empty: no override
+    assert plan_promotion("1", None, None).reason == "no challenger is waiting"
+
+
+# --------------------------------------------------------------------------------------------
+# through Dagster: challenger_promotion_gate decides, model_promotion moves the alias
+
+
+@pytest.fixture
+def pipeline(tmp_path, monkeypatch):
+    """Runs the real gate, model_promotion and champion_beats_random in-process, with stand-ins
+    for the upstream assets (training_set returns the parquet given, uplift_model nothing) and
+    the Feast feature list patched to the test features."""
+    from orchestration.defs.model import (
+        challenger_promotion_gate,
+        champion_beats_random,
+        model_promotion,
+    )
+    from orchestration.resources import CampaignSettings
+
+    monkeypatch.setattr(
+        "orchestration.core.features.feast_store.feature_names",
+        lambda settings, service=None: list(FEATURES),
+    )
+    parts = {
+        "gate": challenger_promotion_gate,
+        "promotion": model_promotion,
+        "champion_gate": champion_beats_random,
+    }
+
+    def run(frame: pd.DataFrame, *names: str):
+        path = tmp_path / "training_set.parquet"
+        frame.to_parquet(path, index=False)
+
+        @dg.asset(name="training_set")
+        def training_set_stub() -> str:
+            return str(path)
+
+        @dg.asset(name="uplift_model")
+        def uplift_model_stub() -> None:
+            return None
+
+        result = dg.materialize(
+            [training_set_stub, uplift_model_stub, *(parts[n] for n in names)],
+            resources={"settings": CampaignSettings()},
+            raise_on_error=False,
+        )
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        promoted = [
+            m
+            for m in result.get_asset_materialization_events()
+            if m.asset_key.path == ["model_promotion"]
+        ]
+        promotion = (
+            {k: v.value for k, v in promoted[0].materialization.metadata.items()}
+            if promoted
+            else None
+        )
+        return result, checks, promotion
+
+    return run
+
+
+def _meta(evaluation) -> dict:
+    return {k: v.value for k, v in evaluation.metadata.items()}
+
+
+def test_rerunning_the_gate_moves_no_alias_only_model_promotion_does(
+    mlflow_settings, split, pipeline
+):
+    from orchestration.core.model.promotion import recorded_decision
+
+    frame, _, _ = split
+    first = _register(mlflow_settings, frame, ["noise"])
+    second = _register(mlflow_settings, frame, FEATURES)
+
+    for _ in range(2):  # the check alone, twice (as from the UI): it decides, it moves nothing
+        result, checks, promotion = pipeline(frame, "gate")
+        gate = checks["challenger_promotion_gate"]
+        assert result.success and gate.passed
+        assert _meta(gate)["verdict"] == "promote" and _meta(gate)["gate_says_promote"] is True
+        assert promotion is None
+        _, champion, challenger = _registry(mlflow_settings)
+        assert (champion, challenger) == (first.version, second.version)
+        recorded = recorded_decision(mlflow_settings, second.run_id)
+        assert (recorded.outcome, recorded.dagster_run_id) == ("promoted", result.run_id)
+
+    # model_promotion in a run where the gate did not evaluate: the decision is another run's
+    result, checks, promotion = pipeline(frame, "promotion")
+    assert result.success and "challenger_promotion_gate" not in checks
+    assert promotion["promoted"] is False and "not in this run" in promotion["reason"]
+    _, champion, _ = _registry(mlflow_settings)
+    assert champion == first.version
+
+    # gate and promotion in one run: the alias moves, and the version says who moved it
+    result, checks, promotion = pipeline(frame, "gate", "promotion")
+    assert result.success and checks["challenger_promotion_gate"].passed
+    assert promotion["promoted"] is True and promotion["promoted_by"] == PROMOTION_GATE
+    assert (promotion["champion_before"], promotion["champion_after"]) == (
+        first.version,
+        second.version,
+    )
+    client, champion, challenger = _registry(mlflow_settings)
+    assert (champion, challenger) == (second.version, None)
+    tags = client.get_model_version(mlflow_settings.model_name, second.version).tags
+    assert tags[PROMOTED_BY_TAG] == PROMOTION_GATE
+    assert tags["promoted_in_run"] == result.run_id
+    assert tags["promoted_from"] == first.version
+    assert tags["promoted_at"] == promotion["promoted_at"]
+
+
+def test_a_gate_that_cannot_compare_fails_and_moves_no_alias(
+    mlflow_settings, split, pipeline, monkeypatch
+):
+    from orchestration.core.model.promotion import CANNOT_COMPARE, recorded_decision
+
+    frame, _, _ = split
+    first = _register(mlflow_settings, frame, ["noise"])
+    second = _register(mlflow_settings, frame, FEATURES)
+    # even a manual override waits: a failed gate skips the step that moves the alias
+    monkeypatch.setenv("CAMPAIGN_PROMOTE_OVERRIDE", second.version)
+
+    treated_only = frame[frame["is_treated"] == 1]
+    result, checks, promotion = pipeline(treated_only, "gate", "promotion", "champion_gate")
+    gate = checks["challenger_promotion_gate"]
+    assert not result.success
+    assert gate.passed is False
+    assert gate.severity == dg.AssetCheckSeverity.ERROR
+    assert "cannot compare challenger v2 with champion v1" in gate.description
+    meta = _meta(gate)
+    assert meta["verdict"] == "cannot compare" and meta["gate_says_promote"] is False
+    assert "treated and control" in meta["error"]
+    assert promotion is None  # model_promotion was skipped (blocking gate) ...
+    assert "champion_beats_random" not in checks  # ... and so was the check on it
+    client, champion, challenger = _registry(mlflow_settings)
+    assert (champion, challenger) == (first.version, second.version)
+    assert PROMOTED_BY_TAG not in client.get_model_version("uplift_model", second.version).tags
+    recorded = recorded_decision(mlflow_settings, second.run_id)
+    assert (recorded.outcome, recorded.dagster_run_id) == (CANNOT_COMPARE, result.run_id)
+
+
+def test_a_manual_override_goes_through_model_promotion(
+    mlflow_settings, split, pipeline, monkeypatch
+):
+    frame, _, _ = split
+    first = _register(mlflow_settings, frame, FEATURES)
+    second = _register(mlflow_settings, frame, ["noise"])  # worse: the gate keeps the champion
+    monkeypatch.setenv("CAMPAIGN_PROMOTE_OVERRIDE", second.version)
+
+    result, checks, promotion = pipeline(frame, "gate", "promotion")
+    gate = checks["challenger_promotion_gate"]
+    assert result.success and gate.passed
+    assert _meta(gate)["verdict"] == "keep champion"
+    assert "manual override requested" in gate.description
+    assert promotion["promoted"] is True
+    assert promotion["promoted_by"] == f"{MANUAL_OVERRIDE}:{second.version}"
+    client, champion, challenger = _registry(mlflow_settings)
+    assert (champion, challenger) == (second.version, None)
+    tags = client.get_model_version(mlflow_settings.model_name, second.version).tags
+    assert tags[PROMOTED_BY_TAG] == f"{MANUAL_OVERRIDE}:{second.version}"
+    assert tags["promoted_from"] == first.version

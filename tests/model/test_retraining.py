@@ -117,6 +117,7 @@ def test_the_retrain_job_selects_training_and_model_with_their_checks():
     assert {k.to_user_string() for k in graph.executable_asset_keys} == {
         "training_set",
         "uplift_model",
+        "model_promotion",
     }
     checks = {c.name for c in graph.asset_check_keys}
     assert {"champion_beats_random", "challenger_promotion_gate"} <= checks

@@ -48,7 +48,7 @@ GATES = [
     ("feature_snapshot", "drift_share_below_threshold"),
     ("feature_snapshot", "features_cover_candidates"),
     ("online_features", "online_store_fresh"),
-    ("uplift_model", "champion_beats_random"),
+    ("model_promotion", "champion_beats_random"),
     ("campaign_decisions", "audience_compliant"),
 ]
 

@@ -8,9 +8,17 @@ the metrics' intervals) and evaluates both models on it, so the noise the two sc
 cancels out of the interval.
 
 Rule: ``promote = diff > margin and ci_low > 0`` with ``diff = qini(challenger) - qini(champion)``
-and a 95 % percentile interval. Promotion moves the ``champion`` alias to the challenger version
-(and removes ``challenger``); a manual override forces ``champion`` onto a named version and tags
-it ``promoted_by=manual_override``.
+and a 95 % percentile interval.
+
+Deciding and moving are separate steps: the ``challenger_promotion_gate`` check compares and
+records its decision on the challenger's MLflow run (:func:`log_comparison`, tag
+``promotion_decision`` with the Dagster run that decided), and never touches an alias; the
+``model_promotion`` asset reads the decision back (:func:`recorded_decision`), checks that it is
+about this challenger, from this run, against the current champion (:func:`plan_promotion`) and
+only then moves ``champion`` (:func:`move_champion`; ``challenger`` is removed). A manual override
+forces ``champion`` onto a named version. The moved version is tagged ``promoted_by``
+(``promotion_gate`` or ``manual_override:<version>``), ``promoted_at``, ``promoted_from`` and
+``promoted_in_run``.
 """
 
 from __future__ import annotations
@@ -155,47 +163,232 @@ def compare_on_holdout(
     )
 
 
+# --------------------------------------------------------------------------------------------
+# the gate's record on the challenger's run, and the alias move (a separate step: the check only
+# decides, the ``model_promotion`` asset moves the alias)
+
+# Tags on the challenger's MLflow run: the promotion gate's last decision about it.
+DECISION_TAG = "promotion_decision"
+PROMOTED = "promoted"
+NOT_PROMOTED = "not_promoted"
+CANNOT_COMPARE = "cannot_compare"
+DECIDED_IN_RUN_TAG = "promotion_dagster_run_id"
+# Tags on the version the champion alias moved onto: who or what moved it, when, from which
+# version and in which Dagster run.
+PROMOTED_AT_TAG = "promoted_at"
+PROMOTED_FROM_TAG = "promoted_from"
+PROMOTED_IN_RUN_TAG = "promoted_in_run"
+
+
+def manual_override_by(version: str) -> str:
+    """The ``promoted_by`` of a manual promotion (``CAMPAIGN_PROMOTE_OVERRIDE=<version>``)."""
+    return f"{MANUAL_OVERRIDE}:{version}"
+
+
+def _override(override: str | None) -> str | None:
+    value = str(override).strip() if override is not None else ""
+    return value or None
+
+
 @dataclass(frozen=True)
 class PromotionOutcome:
     champion_version: str | None  # the version carrying ``champion`` afterwards
     changed: bool
-    promoted_by: str | None  # promotion_gate | manual_override | None
+    promoted_by: str | None  # promotion_gate | manual_override:<version> | None
+    previous_version: str | None = None  # the champion before
+    promoted_at: str | None = None
 
 
-def apply_promotion(
-    settings: Settings, decision: PromotionDecision | None, override: str | None = None
+def move_champion(
+    settings: Settings, target: str, promoted_by: str, run_id: str | None = None
 ) -> PromotionOutcome:
-    """Move ``champion`` when the gate says so, or onto ``override`` (a version number).
-
-    The override wins over the decision and is recorded as the tag ``promoted_by=manual_override``
-    on the version; a gate promotion is tagged ``promoted_by=promotion_gate``. The promoted version
-    loses the ``challenger`` alias (it is not waiting any more).
-    """
+    """Move ``champion`` onto version ``target`` and tag it with who moved it, when, from which
+    version and in which run. The promoted version loses ``challenger`` (it is not waiting any
+    more). Raises if the version does not exist; a no-op if it already is the champion."""
     client = configure(settings)
     name = settings.model_name
     current = alias_version(client, name, CHAMPION)
-    if override is not None:
-        target, promoted_by = str(override).strip(), MANUAL_OVERRIDE
-        client.get_model_version(name, target)  # raises if the version does not exist
-    elif decision is not None and decision.promote and decision.challenger_version is not None:
-        target, promoted_by = str(decision.challenger_version), PROMOTION_GATE
-    else:
-        return PromotionOutcome(champion_version=current, changed=False, promoted_by=None)
+    target = str(target).strip()
+    client.get_model_version(name, target)  # raises if the version does not exist
     if target == current:
-        return PromotionOutcome(champion_version=current, changed=False, promoted_by=None)
+        return PromotionOutcome(current, changed=False, promoted_by=None, previous_version=current)
+    promoted_at = settings.now().isoformat(timespec="seconds")
     client.set_registered_model_alias(name, CHAMPION, target)
-    client.set_model_version_tag(name, target, PROMOTED_BY_TAG, promoted_by)
+    tags = {
+        PROMOTED_BY_TAG: promoted_by,
+        PROMOTED_AT_TAG: promoted_at,
+        PROMOTED_FROM_TAG: str(current),
+        PROMOTED_IN_RUN_TAG: run_id or "none",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, target, key, value)
     if alias_version(client, name, CHALLENGER) == target:
         client.delete_registered_model_alias(name, CHALLENGER)
-    return PromotionOutcome(champion_version=target, changed=True, promoted_by=promoted_by)
+    return PromotionOutcome(target, True, promoted_by, current, promoted_at)
 
 
-def log_comparison(settings: Settings, run_id: str, decision: PromotionDecision) -> None:
-    """Record the comparison on the challenger's MLflow run (metrics ``promotion_*`` + a tag)."""
+def apply_promotion(
+    settings: Settings,
+    decision: PromotionDecision | RecordedDecision | None,
+    override: str | None = None,
+    run_id: str | None = None,
+) -> PromotionOutcome:
+    """Move ``champion`` when the decision says so, or onto ``override`` (a version number).
+
+    The override wins over the decision and is tagged ``promoted_by=manual_override:<version>``;
+    a gate promotion is tagged ``promoted_by=promotion_gate`` (see :func:`move_champion`).
+    """
+    forced = _override(override)
+    if forced is not None:
+        return move_champion(settings, forced, manual_override_by(forced), run_id)
+    if decision is not None and decision.promote and decision.challenger_version is not None:
+        return move_champion(settings, str(decision.challenger_version), PROMOTION_GATE, run_id)
+    current = alias_version(configure(settings), settings.model_name, CHAMPION)
+    return PromotionOutcome(current, changed=False, promoted_by=None, previous_version=current)
+
+
+def log_comparison(
+    settings: Settings, run_id: str, decision: PromotionDecision, dagster_run_id: str | None = None
+) -> None:
+    """Record the comparison on the challenger's MLflow run (metrics ``promotion_*`` + tags),
+    with the Dagster run that evaluated it (the promotion step acts only on its own run's)."""
     client = configure(settings)
     for key, value in decision.metrics().items():
         if math.isfinite(value):
             client.log_metric(run_id, f"promotion_{key}", value)
-    client.set_tag(run_id, "promotion_champion_version", str(decision.champion_version))
-    client.set_tag(run_id, "promotion_decision", "promoted" if decision.promote else "not_promoted")
-    client.set_tag(run_id, "promotion_reason", decision.reason[:500])
+    _tag_decision(
+        client,
+        run_id,
+        outcome=PROMOTED if decision.promote else NOT_PROMOTED,
+        challenger_version=decision.challenger_version,
+        champion_version=decision.champion_version,
+        reason=decision.reason,
+        dagster_run_id=dagster_run_id,
+        decided_at=settings.now().isoformat(timespec="seconds"),
+    )
+
+
+def log_comparison_failure(
+    settings: Settings,
+    run_id: str,
+    challenger_version: str,
+    champion_version: str | None,
+    error: str,
+    dagster_run_id: str | None = None,
+) -> None:
+    """Record on the challenger's run that the comparison could not run: an earlier decision
+    left on the run must not be acted upon."""
+    _tag_decision(
+        configure(settings),
+        run_id,
+        outcome=CANNOT_COMPARE,
+        challenger_version=challenger_version,
+        champion_version=champion_version,
+        reason=error,
+        dagster_run_id=dagster_run_id,
+        decided_at=settings.now().isoformat(timespec="seconds"),
+    )
+
+
+def _tag_decision(client, run_id: str, *, outcome: str, **facts: str | None) -> None:
+    client.set_tag(run_id, DECISION_TAG, outcome)
+    for key, value in facts.items():
+        client.set_tag(run_id, f"promotion_{key}", str(value)[:500])
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """The promotion gate's last decision on a challenger, as tagged on its MLflow run."""
+
+    outcome: str | None  # promoted | not_promoted | cannot_compare | None (never evaluated)
+    challenger_version: str | None
+    champion_version: str | None
+    dagster_run_id: str | None
+    reason: str
+    decided_at: str | None = None
+
+    @property
+    def promote(self) -> bool:
+        return self.outcome == PROMOTED
+
+
+def recorded_decision(settings: Settings, run_id: str) -> RecordedDecision:
+    """Read back what :func:`log_comparison` (or its failure) wrote on the MLflow run."""
+    tags = configure(settings).get_run(run_id).data.tags
+
+    def tag(key: str) -> str | None:
+        value = tags.get(f"promotion_{key}")
+        return None if value in (None, "", "None") else value
+
+    return RecordedDecision(
+        outcome=tags.get(DECISION_TAG),
+        challenger_version=tag("challenger_version"),
+        champion_version=tag("champion_version"),
+        dagster_run_id=tag("dagster_run_id"),
+        reason=tag("reason") or "",
+        decided_at=tag("decided_at"),
+    )
+
+
+@dataclass(frozen=True)
+class PromotionPlan:
+    target: str | None  # the version ``champion`` moves onto; None: the champion keeps serving
+    promoted_by: str | None
+    reason: str
+
+
+def plan_promotion(
+    champion_version: str | None,
+    challenger_version: str | None,
+    recorded: RecordedDecision | None,
+    override: str | None = None,
+    run_id: str | None = None,
+) -> PromotionPlan:
+    """What the promotion step does, from the gate's recorded decision (never by itself).
+
+    A manual override moves the alias whatever the gate said. Otherwise the challenger is promoted
+    only if the gate's decision on THIS challenger version says ``promoted``, was recorded in this
+    Dagster run (``run_id``; a gate is enforced only inside the run that evaluated it) and was
+    made against the version that still is the champion.
+    """
+    forced = _override(override)
+    if forced is not None:
+        if forced == champion_version:
+            return PromotionPlan(None, None, f"manual override: v{forced} already is the champion")
+        return PromotionPlan(
+            forced,
+            manual_override_by(forced),
+            f"manual override (CAMPAIGN_PROMOTE_OVERRIDE={forced})",
+        )
+    if challenger_version is None:
+        return PromotionPlan(None, None, "no challenger is waiting")
+    who = f"challenger v{challenger_version}"
+    if recorded is None or recorded.outcome is None:
+        return PromotionPlan(None, None, f"the promotion gate recorded no decision on {who}")
+    if recorded.challenger_version != str(challenger_version):
+        return PromotionPlan(
+            None,
+            None,
+            f"the recorded decision is about v{recorded.challenger_version}, not {who}",
+        )
+    if run_id is not None and recorded.dagster_run_id != run_id:
+        return PromotionPlan(
+            None,
+            None,
+            f"the promotion gate decided on {who} in run {recorded.dagster_run_id}, not in this "
+            "run: the gate must pass in the run that promotes",
+        )
+    if not recorded.promote:
+        return PromotionPlan(
+            None,
+            None,
+            f"the promotion gate did not promote {who} ({recorded.outcome}): {recorded.reason}",
+        )
+    if recorded.champion_version != champion_version:
+        return PromotionPlan(
+            None,
+            None,
+            f"{who} was compared with champion v{recorded.champion_version}, but "
+            f"v{champion_version} is the champion now",
+        )
+    return PromotionPlan(str(challenger_version), PROMOTION_GATE, recorded.reason)

@@ -111,6 +111,8 @@ def train_and_evaluate(
     metrics = evaluate_uplift(y, t, predicted, ks=(0.1, 0.3), n_boot=n_boot, seed=seed)
     metrics["train_rows"] = float(len(train))
     metrics["holdout_rows"] = float(len(holdout))
+    # The evidence behind the ``<metric>_ci_low``/``_ci_high`` intervals (the champion gate states it).
+    metrics["bootstrap_resamples"] = float(n_boot)
 
     evaluated = holdout[["customer_id", "is_treated", "label"]].copy()
     evaluated["predicted_uplift"] = predicted
