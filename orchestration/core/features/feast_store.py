@@ -27,8 +27,9 @@ TIMESTAMP_COLUMN = "event_timestamp"
 def open_feature_store(settings: Settings) -> FeatureStore:
     """The Feast store of ``feature_repo/``, with file paths moved under ``settings.data_dir``.
 
-    Only the embedded defaults (file registry, SQLite online store) have paths; a Redis online
-    store or a SQL registry configured in feature_store.yaml is left as configured.
+    Only the embedded defaults (file registry, a SQLite online store: the stock one or the packed
+    one of ``online_store.py``) have paths; a Redis online store or a SQL registry configured in
+    feature_store.yaml is left as configured.
     """
     from feast import FeatureStore
     from feast.repo_config import load_repo_config
@@ -40,7 +41,8 @@ def open_feature_store(settings: Settings) -> FeatureStore:
     if getattr(registry, "registry_type", "file") == "file":
         registry.path = str(settings.feast_dir / "registry.db")
     online = config.online_store
-    if getattr(online, "type", None) == "sqlite":
+    online_type = str(getattr(online, "type", ""))
+    if online_type == "sqlite" or online_type.endswith("SqliteOnlineStore"):
         online.path = str(settings.feast_dir / "online_store.db")
     return FeatureStore(repo_path=str(repo_dir), config=config)
 
