@@ -8,26 +8,59 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
-from orchestration.settings import Settings
+from orchestration.core.common.yaml_files import YamlFileError
+from orchestration.settings import Settings, SettingsError
 
 DBT_STEP = "warehouse_models"
+
+
+class _Commands(TyperGroup):
+    """The command group: a configuration problem the user has to fix (a bad ``CAMPAIGN_*``
+    value, a broken campaign, policy or gateway file, a path that cannot be read or written) ends
+    any command with ``error: <what, where, what is allowed>`` and exit code 1, not a
+    traceback. Here, and not in :func:`main`, because the ``campaign`` script calls ``app``."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, YamlFileError) as exc:
+            _error(str(exc))
+        except OSError as exc:
+            if exc.filename is None:  # not about a path: a bug, keep its traceback
+                raise
+            _error(
+                f"{exc.filename}: {exc.strerror or exc}; check the path and its permissions"
+                " (CAMPAIGN_DATA_DIR, DAGSTER_HOME, CAMPAIGN_*_FILE / _DIR)"
+            )
+
 
 app = typer.Typer(
     help="Campaign orchestration: raw data to governed, gated campaign sends.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_Commands,
 )
 console = Console()
+# Errors go to stderr, unwrapped and without markup read from the message (paths, [0, 1] ranges).
+_error_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _error(message: str, code: int = 1) -> NoReturn:
+    _error_console.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -54,9 +87,12 @@ def generate(
 
     if not 1_000 <= customers <= 10_000_000:
         _fail(f"--customers must be between 1,000 and 10,000,000 (got {customers:,})")
+    when = _check_world_options(customers, seed, as_of)
     settings = Settings.from_env()
     data_dir = (out or settings.data_dir).resolve()
-    when = datetime.fromisoformat(as_of).astimezone(UTC) if as_of else None
+    _require_writable(
+        data_dir, "data directory", "pass --out or set CAMPAIGN_DATA_DIR to a writable directory"
+    )
     spec = WorldSpec(customers=customers, seed=seed, as_of=when, drift=drift)
     with Progress(
         "[progress.description]{task.description}",
@@ -98,17 +134,43 @@ def run(
             "hillstrom (the real e-mail campaign, in its own data directory data/hillstrom)."
         ),
     ] = None,
+    lock_wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another run of the same data directory to end."),
+    ] = 0.0,
 ) -> None:
     """Materialize the whole asset graph (the campaign_pipeline job) and print a summary.
 
-    The run is recorded in DAGSTER_HOME, so it shows in the Dagster UI (`make ui`).
+    The run is recorded in DAGSTER_HOME, so it shows in the Dagster UI (`make ui`). One run at a
+    time per data directory: a second one stops with a message naming the first.
     """
-    if dataset is not None:
-        _use_dataset(dataset, customers=customers, drift=drift, as_of=as_of)
+    import uuid
+
+    from orchestration.core.common.run_lock import RunLockBusy, run_lock
+
+    _prepare_run(dataset, customers=customers, seed=seed, drift=drift, as_of=as_of)
     if not os.environ.get("DAGSTER_HOME"):
         _fail(
             "DAGSTER_HOME is not set; run through `make run` or export DAGSTER_HOME=$PWD/data/dagster_home"
         )
+    run_id = str(uuid.uuid4())
+    try:
+        # held before the run writes anything (run history, raw files) and until its summary
+        with run_lock(Settings.from_env().data_dir, run_id=run_id, wait_seconds=lock_wait):
+            _run_pipeline(run_id, customers, seed, as_of, drift, summary_json)
+    except RunLockBusy as busy:
+        _error(str(busy))
+
+
+def _run_pipeline(
+    run_id: str,
+    customers: int | None,
+    seed: int | None,
+    as_of: str | None,
+    drift: float,
+    summary_json: Path | None,
+) -> None:
+    """The body of `run`, under the data directory's run lock."""
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     console.print("[bold]loading definitions[/] (dagster, dbt manifest)...")
@@ -130,6 +192,7 @@ def run(
         instance=instance,
         run_config={"ops": {"raw_data": {"config": config}}},
         raise_on_error=False,
+        run_id=run_id,
     )
     elapsed = time.perf_counter() - started
     _record_metrics(instance, result.run_id)
@@ -139,6 +202,70 @@ def run(
         _write_summary_json(instance, result.run_id, elapsed, summary_json)
     if not result.success:
         raise typer.Exit(1)
+
+
+def _check_world_options(
+    customers: int | None, seed: int | None, as_of: str | None
+) -> datetime | None:
+    """Reject impossible world options before any work (None: unset, the settings decide; 0 is
+    never "unset"); the world time as UTC, or None."""
+    if customers is not None and customers < 1:
+        _error(
+            f"--customers must be at least 1 (got {customers:,}); leave it out to use"
+            " CAMPAIGN_CUSTOMERS (default 100,000)"
+        )
+    if seed is not None and seed < 0:
+        _error(f"--seed must be 0 or more (got {seed:,})")
+    if as_of is None:
+        return None
+    try:
+        return datetime.fromisoformat(as_of).astimezone(UTC)
+    except ValueError:
+        _error(f"--as-of {as_of!r} is not an ISO timestamp (e.g. 2026-11-23T09:00:00Z)")
+
+
+def _require_writable(directory: Path, what: str, remedy: str) -> None:
+    """Fail with the path and what to do unless ``directory`` exists (or can be made) and a
+    file can be created in it: checked before anything is written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        _error(
+            f"{what} {directory} is not writable ({exc.strerror or exc}); make it writable,"
+            f" or {remedy}"
+        )
+
+
+def _prepare_run(
+    dataset: str | None,
+    customers: int | None,
+    seed: int | None,
+    drift: float,
+    as_of: str | None,
+) -> None:
+    """What `run` checks before any work: its options, the dataset, the settings (a bad
+    ``CAMPAIGN_*`` value is one line), the policy and gateway files (the run would fail on them
+    later) and that the data directory and DAGSTER_HOME can be written."""
+    from orchestration.core.decisioning.policy import load_policy
+    from orchestration.core.delivery.config import load_gateway_config
+
+    _check_world_options(customers, seed, as_of)
+    if dataset is not None:
+        _use_dataset(dataset, customers=customers, drift=drift, as_of=as_of)
+    settings = Settings.from_env()
+    load_policy(settings.policy_file)
+    load_gateway_config(settings.gateway_config)
+    _require_writable(
+        settings.data_dir, "data directory", "point CAMPAIGN_DATA_DIR at a writable directory"
+    )
+    if os.environ.get("DAGSTER_HOME", "").strip():
+        _require_writable(
+            Path(os.environ["DAGSTER_HOME"]).resolve(),
+            "DAGSTER_HOME (the run history)",
+            "point DAGSTER_HOME at a writable directory",
+        )
 
 
 def _use_dataset(dataset: str, customers: int | None, drift: float, as_of: str | None) -> None:
@@ -164,7 +291,7 @@ def _use_dataset(dataset: str, customers: int | None, drift: float, as_of: str |
     if os.environ.get("CAMPAIGN_WORLD_NOW", "").strip():
         clock = f"{os.environ['CAMPAIGN_WORLD_NOW']} (CAMPAIGN_WORLD_NOW, set by you)"
     else:
-        anchor = datetime.fromisoformat(as_of).astimezone(UTC) if as_of else PIPELINE_AS_OF
+        anchor = _check_world_options(None, None, as_of) or PIPELINE_AS_OF
         os.environ["CAMPAIGN_WORLD_NOW"] = pipeline_world_now(anchor).isoformat()
         clock = (
             f"{os.environ['CAMPAIGN_WORLD_NOW']} (pinned: the end of the Hillstrom data + 1 h, "

@@ -142,6 +142,11 @@ class Thresholds(_FromEnvironment):
     # The champion that scores the campaigns must rank better than this Qini on its holdout
     # (0: better than random).
     min_champion_qini: float = 0.0
+    # Safety tables only grow: the share of the last release's suppressions (or opt-outs) that
+    # may disappear without an explicit lift (0: any disappearance blocks the release; an
+    # emptied table blocks whatever the share). The default of
+    # orchestration.core.world.safety_tables.MAX_SHRINK_SHARE.
+    safety_max_shrink_share: float = Field(0.0, ge=0, le=1)
 
 
 class Settings(_FromEnvironment):

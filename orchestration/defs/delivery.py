@@ -73,12 +73,14 @@ def campaign_release(
     settings: CampaignSettings,
     gateway: MessagingGateway,
 ) -> MaterializeResult:
+    from orchestration.core.decisioning.campaigns import campaign_files
     from orchestration.core.delivery.releases import (
         build_release,
         file_hashes,
         gate_verdict,
         sendable,
     )
+    from orchestration.core.world.safety_tables import record_release_fingerprint
 
     s = settings.get()
     run_id = context.run.run_id
@@ -97,9 +99,11 @@ def campaign_release(
         decisions=decisions[decisions["campaign"].isin(live)] if len(decisions) else decisions,
         messages=messages,
         feature_version=scoring_features.feature_version,
-        campaign_files=file_hashes([*sorted(s.campaigns_dir.glob("*.yaml")), s.policy_file]),
+        campaign_files=file_hashes([*campaign_files(s.campaigns_dir), s.policy_file]),
     )
     newly_due = gateway.ledger(s).record_release(release, messages)
+    # the baseline of safety_tables_only_grow: what this release's raw data suppressed
+    record_release_fingerprint(s.raw_dir, s.gateway_dir, run_id, release.released_at)
     return MaterializeResult(
         metadata={
             "run_id": run_id,

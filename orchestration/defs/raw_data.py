@@ -5,6 +5,11 @@ known treatment effect; ``files`` takes Parquet files a team put in ``data/raw/`
 from its systems) and only validates them against the contract; ``hillstrom`` fetches the public
 Hillstrom e-mail campaign and maps it into the contract (no ground truth, no feedback: see
 ``orchestration.core.world.datasets.landing``).
+
+Landing holds the data directory's run lock (``orchestration.core.common.run_lock``): a second
+run writing the same directory stops with a message naming the holder. The safety tables only
+grow: ``safety_tables_only_grow`` on raw suppressions and consent events blocks the release when
+a suppression or an opt-out of the last release has disappeared without an explicit lift.
 """
 
 import hashlib
@@ -28,7 +33,9 @@ from dagster import (
 
 from orchestration.core.world.contract import ACTIVITY_TABLES, RAW_TABLES, raw_path
 from orchestration.core.world.freshness import measure_freshness
+from orchestration.core.world.safety_tables import SAFETY_TABLES
 from orchestration.resources import CampaignSettings
+from orchestration.settings import Settings
 
 GROUP = "raw"
 OWNER = "team:data-platform"
@@ -85,8 +92,7 @@ def _file_digest(path: Path) -> str:
 )
 def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: CampaignSettings):
     """Land the raw tables (generate the synthetic world, or validate a team's own files)."""
-    from orchestration.core.world.datasets.landing import claim_data_dir, land_hillstrom
-    from orchestration.core.world.validation import require_valid_raw
+    from orchestration.core.common.run_lock import run_lock
     from orchestration.settings import DATASETS
 
     s = settings.get()
@@ -94,6 +100,16 @@ def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: Ca
         raise ValueError(
             f"CAMPAIGN_DATASET={s.dataset!r} is not supported; choose one of {', '.join(DATASETS)}"
         )
+    with run_lock(s.data_dir, run_id=context.run.run_id):  # before anything is written
+        extra = _land(context, config, s)
+    yield from _materializations(s, extra)
+
+
+def _land(context: AssetExecutionContext, config: RawDataConfig, s: Settings) -> dict[str, object]:
+    """Write (or check) the raw tables; the run metadata of the landing."""
+    from orchestration.core.world.datasets.landing import claim_data_dir, land_hillstrom
+    from orchestration.core.world.validation import require_valid_raw
+
     extra: dict[str, object] = {"dataset": s.dataset}
     if s.dataset == "hillstrom":
         extra.update(
@@ -115,7 +131,7 @@ def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: Ca
         from orchestration.core.world.synthetic import WorldSpec, generate_world
 
         spec = WorldSpec(
-            customers=config.customers or s.world_customers,
+            customers=s.world_customers if config.customers is None else config.customers,
             seed=config.seed if config.seed is not None else s.world_seed,
             as_of=datetime.fromisoformat(config.as_of).astimezone(UTC)
             if config.as_of
@@ -145,7 +161,11 @@ def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: Ca
     else:
         claim_data_dir(s.data_dir, "files")
     require_valid_raw(s.raw_dir, now=s.now())
+    return extra
 
+
+def _materializations(s: Settings, extra: dict[str, object]):
+    """One materialization per raw table (and the ground truth of a synthetic world)."""
     import pyarrow.parquet as pq
 
     for table in RAW_TABLES:
@@ -202,3 +222,42 @@ def _freshness_check(table: str):
 
 
 raw_freshness_checks = [_freshness_check(t) for t in ACTIVITY_TABLES]
+
+
+def _safety_check(table: str):
+    @asset_check(
+        asset=raw_key(table),
+        name="safety_tables_only_grow",
+        blocking=True,
+        description=(
+            f"Every {'suppression' if table == 'suppressions' else 'opt-out'} of the last "
+            f"release is still in raw {table}, or lifted by an explicit event (a later opt-in; "
+            "a row in suppression_lifts). A missing one blocks every send "
+            "(CAMPAIGN_SAFETY_MAX_SHRINK_SHARE: the share that may disappear, default 0)."
+        ),
+    )
+    def check(settings: CampaignSettings) -> AssetCheckResult:
+        from orchestration.core.world import safety_tables
+
+        s = settings.get()
+        path = safety_tables.fingerprint_path(s.gateway_dir)
+        current = safety_tables.fingerprint(s.raw_dir, tables=(table,))
+        verdict = safety_tables.compare(
+            safety_tables.load(path),
+            current,
+            max_shrink_share=s.thresholds.safety_max_shrink_share,
+            tables=(table,),
+        ).tables[table]
+        return AssetCheckResult(
+            passed=verdict.passed,
+            severity=AssetCheckSeverity.ERROR,
+            description=verdict.message,
+            metadata={**verdict.as_metadata(), "fingerprint": MetadataValue.path(str(path))},
+        )
+
+    check.__name__ = f"{table}_safety_tables_only_grow"
+    return check
+
+
+# definitions.py lists them with the freshness checks: blocking, so upstream of the release.
+safety_table_checks = [_safety_check(t) for t in SAFETY_TABLES]

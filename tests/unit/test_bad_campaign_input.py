@@ -56,7 +56,7 @@ def _decide(campaigns, scores):
         candidates=_candidates(),
         scores=scores,
         campaigns=campaigns,
-        policy=parse_policy("global_control: {share: 0.0}\n"),
+        policy=parse_policy("global_control: {share: 0.0}\nfrequency_caps: []\nquiet_hours: {}\n"),
         contact_history=pd.DataFrame(columns=["campaign", "customer_id", "channel", "send_date"]),
         sent_today={},
         decided_at=datetime(2026, 11, 23, 12, tzinfo=UTC),
@@ -114,7 +114,7 @@ def test_dry_run_campaign_does_not_take_customers_from_live_ones(tmp_path):
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("quiet_hours: {sms: {start: '21:00', end: '08:00'}}\n", "must be before end"),
+        ("quiet_hours: {sms: {start: '08:00', end: '08:00'}}\n", "are the same time"),
         ("quiet_hours: {sms: {start: '8am', end: '21:00'}}\n", "HH:MM"),
         (
             "frequency_caps: [{scope: fax, max_messages: 1, window_days: 7}]\n",
@@ -125,6 +125,8 @@ def test_dry_run_campaign_does_not_take_customers_from_live_ones(tmp_path):
     ],
 )
 def test_bad_policy_names_the_field(tmp_path, text, fragment):
+    rules = {"frequency_caps": "frequency_caps: []\n", "quiet_hours": "quiet_hours: {}\n"}
+    text += "".join(line for key, line in rules.items() if key not in text)
     with pytest.raises(PolicyFileError) as error:
         parse_policy(text, tmp_path / "policy.yaml")
     assert fragment in str(error.value) and "policy.yaml" in str(error.value)

@@ -14,7 +14,7 @@ from orchestration.core.world.contract import raw_path
 from orchestration.settings import Settings
 
 DECIDED_AT = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
-CAPS = "frequency_caps:\n  - {scope: all, max_messages: 3, window_days: 7}\n"
+CAPS = "quiet_hours: {}\nfrequency_caps:\n  - {scope: all, max_messages: 3, window_days: 7}\n"
 
 
 def _day(days_ago: int) -> str:
@@ -122,7 +122,7 @@ def test_history_covers_the_policys_longest_cap_window(settings):
     wider = CAPS + "  - {scope: sms, max_messages: 1, window_days: 31}\n"
     assert len(_inputs(settings, ledger, wider).contact_history) == 4
     # no cap at all: today only (the daily limit still counts)
-    bare = _inputs(settings, ledger, "")
+    bare = _inputs(settings, ledger, "frequency_caps: []\nquiet_hours: {}\n")
     assert _pairs(bare.contact_history) == {("a", 1, _day(0))}
 
 

@@ -20,6 +20,10 @@ from orchestration.core.decisioning.policy import parse_policy
 # 09:30 UTC: 04:30 in New York (SMS quiet hours), 09:30 in London (allowed).
 DECIDED_AT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 NO_CONTROL = "global_control: {share: 0.0}\n"
+# a policy states its caps and quiet hours, even when there are none
+NO_CAPS = "frequency_caps: []\n"
+NO_QUIET_HOURS = "quiet_hours: {}\n"
+BARE_POLICY = NO_CONTROL + NO_CAPS + NO_QUIET_HOURS
 
 
 def _candidates(n: int, **overrides) -> pd.DataFrame:
@@ -59,7 +63,7 @@ def _campaign(name="c_email", channel="email", **fields) -> Campaign:
     )
 
 
-def _run(candidates, campaigns, scores, policy_text=NO_CONTROL, history=None, sent_today=None):
+def _run(candidates, campaigns, scores, policy_text=BARE_POLICY, history=None, sent_today=None):
     inputs = PolicyInputs(
         candidates, scores, history if history is not None else _history(), DECIDED_AT
     )
@@ -95,7 +99,8 @@ def test_global_control_is_never_contacted_by_any_campaign():
     c = _candidates(20_000)
     campaigns = [_campaign(max_sends=50_000), _campaign("c_push", "push", max_sends=50_000)]
     scores = {x.name: _scores(np.full(len(c), 0.1)) for x in campaigns}
-    d = _run(c, campaigns, scores, policy_text="global_control: {share: 0.05, salt: s1}\n")
+    policy = "global_control: {share: 0.05, salt: s1}\n" + NO_CAPS + NO_QUIET_HOURS
+    d = _run(c, campaigns, scores, policy_text=policy)
     for result in d.campaigns:
         control = result.reason == REASONS.index("global_control")
         assert control.mean() == pytest.approx(0.05, abs=0.01)
@@ -118,6 +123,7 @@ def test_frequency_cap_counts_the_ledger_window_including_today():
     )
     policy = (
         NO_CONTROL
+        + NO_QUIET_HOURS
         + "frequency_caps: [{scope: all, max_messages: 3, window_days: 7}]\nmax_messages_per_customer_per_day: 5\n"
     )
     d = _run(c, [_campaign()], {"c_email": _scores([0.1, 0.1, 0.1])}, policy, history)
@@ -188,7 +194,7 @@ def test_not_worth_sending_when_net_value_is_not_positive():
 
 def test_quiet_hours_defer_to_the_next_local_window():
     c = _candidates(2, time_zone=["America/New_York", "Europe/London"])
-    policy = NO_CONTROL + "quiet_hours: {sms: {start: '08:00', end: '21:00'}}\n"
+    policy = NO_CONTROL + NO_CAPS + "quiet_hours: {sms: {start: '08:00', end: '21:00'}}\n"
     d = _run(c, [_campaign("c_sms", "sms")], {"c_sms": _scores([0.1, 0.1])}, policy)
     assert _row(d, "c_sms", 1) == ("deferred", "quiet_hours")
     assert _row(d, "c_sms", 2) == ("send", "selected_top_uplift")

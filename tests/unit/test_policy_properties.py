@@ -211,7 +211,15 @@ def test_control_and_holdout_assignment_stable_and_within_one_point_on_100k(shar
         )
     }
     policy = VersionedPolicy(
-        Policy.model_validate({"global_control": {"share": share, "salt": "g"}}), "v", None
+        Policy.model_validate(
+            {
+                "global_control": {"share": share, "salt": "g"},
+                "frequency_caps": [],
+                "quiet_hours": {},
+            }
+        ),
+        "v",
+        None,
     )
     inputs = PolicyInputs(
         candidates,

@@ -59,6 +59,7 @@ NOT_ELIGIBLE_REASONS = (
     "suppressed",
     "no_verified_contact_point",
     "not_eligible",
+    "invalid_customer_data",
 )
 # Tenure bands: (lower bound in days, label); a band runs up to the next bound. Whole years:
 # a first band of months is small (under 6 % of the eligible on the e2e world) and catches the

@@ -1,7 +1,10 @@
 """Campaign definitions: one YAML file per campaign under ``campaigns/``, validated on load.
 
 A broken file is reported with its path, the field and what is allowed, and does not stop the
-other campaigns from loading. Adding a campaign is adding a file.
+other campaigns from loading. Adding a campaign is adding a file (``.yaml`` or ``.yml``, any case).
+
+Types are strict (``enabled: "yes"`` or ``max_sends: true`` is an error, not a coercion) and every
+number is bounded, so a typo can neither switch a safety off nor overflow the arbitration.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,27 +20,43 @@ from orchestration.core.common.yaml_files import YamlFileError, load_yaml_model
 from orchestration.core.world.contract import CHANNELS
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+CAMPAIGN_SUFFIXES = (".yaml", ".yml")  # matched in any case
+# Upper bounds: far above any real campaign, low enough for int64 and float arithmetic.
+MAX_SENDS = 100_000_000
+MAX_COUNT = 1_000_000_000  # audience sizes, segment sizes
+MAX_DAYS = 36_500
+MAX_MONEY = 1e9  # per send, per conversion and per day
+MAX_PRIORITY = 1_000_000
+# Strict types (no "yes" -> True, true -> 1, "5" -> 5), no inf or nan, no unknown fields.
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+# Fields a campaign file may no longer hold, with what to do instead.
+UNSUPPORTED_FIELDS = {
+    "schedule": (
+        "schedule is not supported: campaigns run when the pipeline runs (the"
+        " daily_campaign_pipeline schedule); remove the field"
+    ),
+}
 
 
 class ModelRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str = "uplift_model"
     alias: str = "champion"
 
 
 class Budget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    cost_per_send: float = Field(0.0, ge=0)
-    value_per_conversion: float = Field(0.0, ge=0)
-    max_total_cost: float | None = Field(None, ge=0)
+    model_config = STRICT
+    cost_per_send: float = Field(0.0, ge=0, le=MAX_MONEY)
+    value_per_conversion: float = Field(0.0, ge=0, le=MAX_MONEY)
+    max_total_cost: float | None = Field(None, ge=0, le=MAX_MONEY)
 
 
 class Eligibility(BaseModel):
     """Structured filters over customer attributes (all must hold)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     regions: list[str] | None = None
-    min_tenure_days: int | None = Field(None, ge=0)
+    min_tenure_days: int | None = Field(None, ge=0, le=MAX_DAYS)
 
 
 class ExpectedAudience(BaseModel):
@@ -45,15 +64,15 @@ class ExpectedAudience(BaseModel):
     ``max``) and one from the campaign's own released history. A ``None`` override uses the
     default of ``orchestration.core.decisioning.audience_guards``."""
 
-    model_config = ConfigDict(extra="forbid")
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, gt=0)
+    model_config = STRICT
+    min: int | None = Field(None, ge=0, le=MAX_COUNT)
+    max: int | None = Field(None, gt=0, le=MAX_COUNT)
     # block when today's audience is over factor x, or under 1/factor of, the history's median
-    history_factor: float | None = Field(None, gt=1)
+    history_factor: float | None = Field(None, gt=1, le=1_000)
     # the median is over the last this many released send days of the campaign ...
-    history_days: int | None = Field(None, ge=1)
+    history_days: int | None = Field(None, ge=1, le=MAX_DAYS)
     # ... and applies once at least this many exist (0 days of history: no history band)
-    history_min_days: int | None = Field(None, ge=1)
+    history_min_days: int | None = Field(None, ge=1, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _min_below_max(self) -> ExpectedAudience:
@@ -65,18 +84,18 @@ class ExpectedAudience(BaseModel):
 class Composition(BaseModel):
     """The composition guard (``audience_composition_matches_eligible``): overrides only."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     # block when a region's or tenure band's share of the audience differs from its share of the
     # eligible population by more than this (absolute share difference)
     max_share_diff: float | None = Field(None, gt=0, le=1)
     # audiences smaller than this are too small to judge (the size band still applies)
-    min_audience: int | None = Field(None, ge=1)
+    min_audience: int | None = Field(None, ge=1, le=MAX_COUNT)
 
 
 class Fairness(BaseModel):
     """The bias audit (``audience_selection_rates_fair``): the four-fifths rule per segment."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     # warn: a ratio below min_ratio is reported (WARN, sends go on); block: it stops the sends
     mode: Literal["warn", "block"] = "warn"
     # lowest / highest selection rate across a dimension's segments must be at least this
@@ -84,11 +103,11 @@ class Fairness(BaseModel):
     # dim_customers columns audited besides region and tenure band (e.g. a declared attribute)
     sensitive_columns: list[str] = Field(default_factory=list)
     # segments with fewer eligible customers than this are left out of the ratio
-    min_segment_size: int | None = Field(None, ge=1)
+    min_segment_size: int | None = Field(None, ge=1, le=MAX_COUNT)
 
 
 class Campaign(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str
     description: str = ""
@@ -96,13 +115,13 @@ class Campaign(BaseModel):
     objective: Literal["conversion"] = "conversion"
     model: ModelRef = Field(default_factory=ModelRef)
     eligibility: Eligibility = Field(default_factory=Eligibility)
-    max_sends: int = Field(..., gt=0)
+    max_sends: int = Field(..., gt=0, le=MAX_SENDS)
     budget: Budget = Field(default_factory=Budget)
     holdout_share: float = Field(0.1, ge=0, lt=1)
     challenger_share: float = Field(0.0, ge=0, le=0.5)
-    min_predicted_uplift: float = 0.0
-    priority: int = 0
-    schedule: str = "0 9 * * *"
+    # an uplift is a difference of probabilities
+    min_predicted_uplift: float = Field(0.0, ge=-1, le=1)
+    priority: int = Field(0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     enabled: bool = True
     dry_run: bool = False
     # When the channel's provider is down (circuit breaker open), use the channel's configured
@@ -151,10 +170,27 @@ class LoadedCampaigns:
     errors: dict[Path, str]
 
 
+def _reject_unsupported(path: Path):
+    """A field that is no longer supported as ``<file>: <field> is not supported: <what to do>``."""
+
+    def prepare(raw: dict[str, Any]) -> dict[str, Any]:
+        for field, message in UNSUPPORTED_FIELDS.items():
+            if field in raw:
+                raise CampaignFileError(f"{path}: {message}")
+        return raw
+
+    return prepare
+
+
 def load_campaign_file(path: Path) -> Campaign:
     path = Path(path)
     campaign = load_yaml_model(
-        path, Campaign, CampaignFileError, "campaign definition", reference="campaigns/README.md"
+        path,
+        Campaign,
+        CampaignFileError,
+        "campaign definition",
+        reference="campaigns/README.md",
+        prepare=_reject_unsupported(path),
     )
     if (
         campaign.channel not in CHANNELS
@@ -163,12 +199,26 @@ def load_campaign_file(path: Path) -> Campaign:
     return campaign
 
 
+def campaign_files(directory: Path) -> list[Path]:
+    """The campaign files in ``directory``: ``*.yaml`` and ``*.yml`` in any case (``X.YAML``
+    too), sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(
+        path
+        for path in directory.iterdir()
+        if path.suffix.lower() in CAMPAIGN_SUFFIXES and path.is_file()
+    )
+
+
 def load_campaigns(directory: Path) -> LoadedCampaigns:
-    """Every ``*.yaml``/``*.yml`` in ``directory``; broken files are reported, not fatal."""
+    """Every campaign file in ``directory`` (:func:`campaign_files`); broken files are reported,
+    not fatal."""
     campaigns: dict[str, Campaign] = {}
     sources: dict[str, Path] = {}
     errors: dict[Path, str] = {}
-    files = sorted([*Path(directory).glob("*.yaml"), *Path(directory).glob("*.yml")])
+    files = campaign_files(directory)
     seen: dict[str, list[Path]] = {}
     for path in files:
         try:

@@ -5,15 +5,17 @@ Vectorised with numpy over the candidate arrays (no Python loop per customer): 1
 3 campaigns evaluate in seconds. The rules, in the order their reasons take precedence:
 
  1. global control group (salted hash)                  -> control  / global_control
- 2. consent on the campaign's channel at decision time  -> excluded / no_consent_on_channel
- 3. suppression (global or channel)                     -> excluded / suppressed
- 4. no verified contact point on the channel             -> excluded / no_verified_contact_point
- 5. campaign eligibility filters                         -> excluded / not_eligible
- 6. no score (missing features or model)                -> excluded / missing_score
- 7. frequency caps over rolling windows (ledger + today) -> excluded / frequency_cap
- 8. messages per customer per day already reached        -> excluded / daily_message_limit
- 9. not worth sending (net value <= 0, uplift <= floor)  -> excluded / not_worth_sending
-10. arbitration: each customer goes to the open campaign with the highest expected net value
+ 2. data the rules cannot use (a time zone zoneinfo does
+    not know, or none): quarantined, never contacted    -> excluded / invalid_customer_data
+ 3. consent on the campaign's channel at decision time  -> excluded / no_consent_on_channel
+ 4. suppression (global or channel)                     -> excluded / suppressed
+ 5. no verified contact point on the channel             -> excluded / no_verified_contact_point
+ 6. campaign eligibility filters                         -> excluded / not_eligible
+ 7. no score (missing features or model)                -> excluded / missing_score
+ 8. frequency caps over rolling windows (ledger + today) -> excluded / frequency_cap
+ 9. messages per customer per day already reached        -> excluded / daily_message_limit
+10. not worth sending (net value <= 0, uplift <= floor)  -> excluded / not_worth_sending
+11. arbitration: each customer goes to the open campaign with the highest expected net value
     (uplift x value per conversion - cost per send; ties: priority, then name); a campaign takes
     its proposers by value up to its send cap (max sends / budget, minus today's sends), keeping
     its holdout share (salted hash) out of the sends; customers over one campaign's cap fall to
@@ -21,15 +23,19 @@ Vectorised with numpy over the candidate arrays (no Python loop per customer): 1
                                                             holdout / campaign_holdout,
                                                             excluded / won_by_other_campaign,
                                                             excluded / outside_send_cap
-11. quiet hours in the customer's local time: a selected send outside the channel's window
-    is deferred to the next allowed time, not dropped   -> deferred / quiet_hours
+12. quiet hours in the customer's local time: a selected send outside the channel's allowed
+    window [start, end) is deferred to the next time it opens, not dropped; a window with
+    start > end runs past midnight (22:00-06:00)        -> deferred / quiet_hours
+
+One customer's bad row never stops the others: an unknown time zone excludes that customer
+(rule 2) instead of raising for every campaign.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -59,6 +65,7 @@ REASONS = (
     "not_worth_sending",
     "won_by_other_campaign",
     "outside_send_cap",
+    "invalid_customer_data",  # appended: the codes of the reasons above do not change
 )
 R = {name: code for code, name in enumerate(REASONS)}
 
@@ -77,6 +84,10 @@ REASON_TEXT = {
     "not_worth_sending": "expected net value not positive (uplift x value - cost, or uplift below the floor)",
     "won_by_other_campaign": "another campaign had a higher expected net value for this customer",
     "outside_send_cap": "ranked below the campaign's send cap (max sends or budget)",
+    "invalid_customer_data": (
+        "quarantined: the customer's data cannot be used (e.g. an unknown time zone); fix the "
+        "raw customers row"
+    ),
 }
 
 CANDIDATE_COLUMNS = ("customer_id", "region", "time_zone", "signed_up_at")
@@ -242,25 +253,69 @@ def net_value(campaign: Campaign, uplift: np.ndarray) -> np.ndarray:
     return uplift.astype(np.float64, copy=True)
 
 
+@dataclass(frozen=True)
+class LocalZones:
+    """The candidates' time zones, resolved once: a code per candidate into ``zones``, whose
+    entry is None for a name zoneinfo does not know (and code -1 for no time zone at all)."""
+
+    codes: np.ndarray
+    zones: list[ZoneInfo | None]
+
+    @classmethod
+    def resolve(cls, time_zones: pd.Series) -> LocalZones:
+        codes, names = pd.factorize(time_zones, sort=True)
+        return cls(np.asarray(codes), [_zone(name) for name in names])
+
+    @property
+    def invalid(self) -> np.ndarray:
+        """Per candidate: no time zone, or one zoneinfo cannot load."""
+        unknown = np.array([zone is None for zone in self.zones] + [True], dtype=bool)
+        return unknown[self.codes]  # code -1 (missing) picks the trailing True
+
+
+def _zone(name: object) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: not a zone key (e.g. "../x")
+        return None
+
+
+def in_window(start: time, end: time, local: time) -> bool:
+    """Whether a local time is inside the allowed window [start, end); start > end: the window
+    runs past midnight (22:00-06:00 allows 23:00 and 05:00, not 12:00)."""
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
 def quiet_hours_deferral(
-    time_zones: pd.Series, decided_at: datetime, policy: Policy, channel: str
+    time_zones: pd.Series,
+    decided_at: datetime,
+    policy: Policy,
+    channel: str,
+    zones: LocalZones | None = None,
 ) -> np.ndarray:
-    """Per candidate: NaT if a message may go now, else the UTC time the window next opens."""
+    """Per candidate: NaT if a message may go now, else the UTC time the window next opens.
+
+    Candidates whose time zone is unknown get NaT too: rule 2 has excluded them already."""
     out = np.full(len(time_zones), np.datetime64("NaT"), dtype="datetime64[us]")
     window = policy.quiet_hours.get(channel)
     if window is None:
         return out
     start, end = window.bounds()
-    codes, zones = pd.factorize(time_zones, sort=True)
+    zones = zones if zones is not None else LocalZones.resolve(time_zones)
     now = pd.Timestamp(decided_at).tz_convert("UTC").to_pydatetime()
-    for code, zone in enumerate(zones):
-        local = now.astimezone(ZoneInfo(str(zone)))
-        if start <= local.time() < end:
+    for code, zone in enumerate(zones.zones):
+        if zone is None:
             continue
+        local = now.astimezone(zone)
+        if in_window(start, end, local.time()):
+            continue
+        # the next start: today if it is still ahead, else tomorrow
         opens = local.replace(hour=start.hour, minute=start.minute, second=0, microsecond=0)
-        if local.time() >= end:
+        if local.time() >= start:
             opens += timedelta(days=1)
-        out[codes == code] = np.datetime64(opens.astimezone(UTC).replace(tzinfo=None), "us")
+        out[zones.codes == code] = np.datetime64(opens.astimezone(UTC).replace(tzinfo=None), "us")
     return out
 
 
@@ -294,6 +349,8 @@ def evaluate(
     decided_at = inputs.decided_at
 
     control = in_share(ids, policy.global_control.share, policy.global_control.salt)
+    zones = LocalZones.resolve(candidates["time_zone"])
+    invalid = zones.invalid
     history = ContactHistory.prepare(inputs.contact_history, ids, decided_at)
     over_daily = history.counts(n, 1, None) >= policy.max_messages_per_customer_per_day
     cap_cache: dict[str, np.ndarray] = {}
@@ -309,6 +366,7 @@ def evaluate(
             reason[(reason == 0) & mask] = code
 
         mark(control, R["global_control"])
+        mark(invalid, R["invalid_customer_data"])
         mark(~candidates[f"is_{channel}_opted_in"].to_numpy(dtype=bool), R["no_consent_on_channel"])
         mark(candidates[f"is_{channel}_suppressed"].to_numpy(dtype=bool), R["suppressed"])
         mark(
@@ -345,7 +403,7 @@ def evaluate(
         channel = result.campaign.channel
         if channel not in deferrals:
             deferrals[channel] = quiet_hours_deferral(
-                candidates["time_zone"], decided_at, policy, channel
+                candidates["time_zone"], decided_at, policy, channel, zones
             )
         deferral = deferrals[channel]
         result.decision[result.reason == R["global_control"]] = CONTROL

@@ -1,12 +1,14 @@
 """The gateway configuration: providers, the route of each channel, retries and the breaker.
 
 One YAML file (``config/gateway.yaml`` by default, ``CAMPAIGN_GATEWAY_CONFIG`` to point at
-another), validated on load with errors that name the file and the field.
+another), validated on load with errors that name the file and the field. ``${VAR}`` (and
+``$VAR``) in a value is replaced by the environment variable; one that is not set (or empty) is
+an error naming the file, the field and the variable, never left in as a literal.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.core.common.yaml_files import YamlFileError, load_yaml_model
 from orchestration.core.world.contract import CHANNELS
+from orchestration.settings import secret
 
 
 class ProviderConfig(BaseModel):
@@ -97,13 +100,34 @@ class GatewayConfigError(YamlFileError):
     """A gateway configuration that cannot be used; the message names the file and the fields."""
 
 
-def _expand(value: object) -> object:
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _expand(value: object, source: str, field: str = "") -> object:
+    """``value`` with every ``${VAR}``/``$VAR`` in its strings replaced from the environment;
+    an unset or empty one raises :class:`GatewayConfigError` (file, field, variable)."""
     if isinstance(value, str):
-        return os.path.expandvars(value)
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(2)
+            resolved = secret(name)  # the one reader of the environment, by name
+            if not resolved.strip():
+                raise GatewayConfigError(
+                    f"{source}: {field or '(top level)'}: environment variable {name} (from"
+                    f" {match.group(0)}) is not set or empty; set it, or write the value into"
+                    " the file"
+                )
+            return resolved
+
+        return _VARIABLE.sub(substitute, value)
     if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
+        return {
+            k: _expand(v, source, f"{field}.{k}" if field else str(k)) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_expand(v) for v in value]
+        return [
+            _expand(v, source, f"{field}.{i}" if field else str(i)) for i, v in enumerate(value)
+        ]
     return value
 
 
@@ -119,5 +143,5 @@ def load_gateway_config(path: Path | None) -> GatewayConfig:
         GatewayConfigError,
         "gateway configuration",
         empty_is_default=True,
-        prepare=_expand,
+        prepare=lambda raw: _expand(raw, str(path)),
     )

@@ -8,6 +8,21 @@ the one table that holds contact details.
 Identifiers are pseudonymous integers. Timestamps are UTC with microsecond precision (DuckDB
 reads pandas' nanosecond timestamps as ``TIMESTAMPTZ_NS``, which does not compare with
 ``TIMESTAMPTZ``).
+
+The safety tables only grow. Suppressions and opt-outs (consent events with ``is_opted_in``
+false) are facts: a raw set in which one that was there at the last release is missing blocks
+the next release (the ``safety_tables_only_grow`` checks, see
+``orchestration.core.world.safety_tables``). Lifting one is an explicit event, never a deleted
+row:
+
+- an opt-out is lifted by a later consent event on the same channel with ``is_opted_in`` true
+  (the opt-out row stays: the consent events are a log);
+- a suppression is lifted by removing its row from ``suppressions`` *and* recording the lift in
+  the optional table ``suppression_lifts`` (:data:`SUPPRESSION_LIFTS`), one row naming the
+  lifted suppression by its ``customer_id``, ``channel`` (null: the every-channel suppression)
+  and ``reason``, exactly as the removed row had them. Nothing else reads the lifts: every
+  reader of the suppression list sees the row gone, and the shrink guard accepts exactly the
+  disappearances that a lift recorded since the last release explains.
 """
 
 from __future__ import annotations
@@ -106,7 +121,8 @@ CONSENT_EVENTS = RawTable(
     time_column="consented_at",
     description=(
         "Every change of a customer's consent on a channel. The state at time t is the latest "
-        "event at or before t; no event means no consent."
+        "event at or before t; no event means no consent. A log: an opt-out is lifted by a "
+        "later opt-in event, never by deleting it."
     ),
     allowed_values=(("channel", CHANNELS),),
 )
@@ -165,9 +181,34 @@ SUPPRESSIONS = RawTable(
     ),
     primary_key=("suppression_id",),
     time_column="suppressed_at",
-    description="Customers who must not be contacted, on one channel or (channel null) on all.",
+    description=(
+        "Customers who must not be contacted, on one channel or (channel null) on all. Only "
+        "grows: a lifted suppression's row is removed and its lift recorded in suppression_lifts."
+    ),
     allowed_values=(("reason", SUPPRESSION_REASONS), ("channel", CHANNELS)),
     nullable=("channel",),  # null: suppressed on every channel
+)
+
+SUPPRESSION_LIFTS = RawTable(
+    name="suppression_lifts",
+    schema=pa.schema(
+        [
+            ("lift_id", pa.int64()),
+            ("customer_id", pa.int64()),
+            ("channel", pa.string()),  # null: the every-channel suppression is lifted
+            ("reason", pa.string()),
+            ("lifted_at", TIMESTAMP),
+        ]
+    ),
+    primary_key=("lift_id",),
+    time_column="lifted_at",
+    description=(
+        "Optional: suppressions lifted on purpose, one row per lift, naming the suppression by "
+        "customer_id, channel (null: every channel) and reason. Remove the suppression's row "
+        "and add its lift here: a suppression that disappears without a lift blocks the release."
+    ),
+    allowed_values=(("reason", SUPPRESSION_REASONS), ("channel", CHANNELS)),
+    nullable=("channel",),  # null: the every-channel suppression
 )
 
 CAMPAIGN_EXPOSURES = RawTable(
@@ -201,6 +242,9 @@ RAW_TABLES: tuple[RawTable, ...] = (
     CAMPAIGN_EXPOSURES,
 )
 RAW_TABLES_BY_NAME: dict[str, RawTable] = {t.name: t for t in RAW_TABLES}
+# Tables a raw directory may hold or not: validated when present, never required, not landed as
+# assets and not read by dbt (only the safety-table shrink guard reads the lifts).
+OPTIONAL_TABLES: tuple[RawTable, ...] = (SUPPRESSION_LIFTS,)
 
 # Tables whose newest row says whether the raw data is current (source freshness).
 ACTIVITY_TABLES: tuple[str, ...] = ("orders", "engagement_events")

@@ -10,7 +10,11 @@ Row numbers count from 0 in file order (as pandas and pyarrow number them). The 
 exists and reads as Parquet; every contract column is present with a type that casts to the
 contract type; no nulls (except in the contract's ``nullable`` columns), in particular none in
 the primary key; primary keys unique; closed-set columns hold only allowed values; no timestamp
-in the future (later than now + 5 minutes); every ``customer_id`` exists in ``customers``.
+in the future (later than now + ``FUTURE_TOLERANCE``, 5 minutes: the clock skew tolerated);
+every ``customer_id`` exists in ``customers``; every customer's ``time_zone`` is an IANA zone
+that ``zoneinfo`` knows (``Mars/Olympus`` would otherwise reach the policy engine); every order
+``amount`` is finite and not negative. The optional tables (``contract.OPTIONAL_TABLES``, e.g.
+``suppression_lifts``) are checked the same way when their file is there.
 
 The checks run in DuckDB straight on the files (one scan per file for the row-wise checks, plus
 one for duplicates and one for orphans), so they stay fast on 10M-customer worlds.
@@ -18,17 +22,27 @@ one for duplicates and one for orphans), so they stay fast on 10M-customer world
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from orchestration.core.world.contract import CUSTOMERS, RAW_TABLES, RawTable, raw_path
+from orchestration.core.world.contract import (
+    CUSTOMERS,
+    OPTIONAL_TABLES,
+    ORDERS,
+    RAW_TABLES,
+    RawTable,
+    raw_path,
+)
 
 if TYPE_CHECKING:
     import duckdb
 
+# Timestamps up to this far past now are accepted (clock skew between systems). The dispatch-time
+# consent re-check (core/delivery/consent_guard.py) reads events with the same tolerance.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _ROW = "__file_row"  # the file row number column of the checked view
 
@@ -50,6 +64,14 @@ class RawDataError(ValueError):
             + "\n(the contract: orchestration/core/world/contract.py)"
         )
         super().__init__(message)
+
+
+@functools.cache
+def known_time_zones() -> frozenset[str]:
+    """The IANA time zone names ``zoneinfo`` can load on this machine."""
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones())
 
 
 def _expected(arrow_type: pa.DataType) -> str:
@@ -223,6 +245,7 @@ class _Checker:
                 checks.append(("value", name, f"{col} IS NOT NULL AND {col} NOT IN ({values})"))
             if pa.types.is_timestamp(field.type):
                 checks.append(("future", name, f"{col} > $limit"))
+        checks.extend(self._value_checks(usable))
         if not checks:
             return
         limit = self.now + FUTURE_TOLERANCE
@@ -261,12 +284,41 @@ class _Checker:
                     f"({options}), e.g. {_show(value)} at {where}; map them to one of the "
                     "allowed values"
                 )
+            elif kind == "zone":
+                self.add(
+                    f"column '{name}' has {count:,} value(s) that are not IANA time zones, e.g. "
+                    f"{_show(value)} at {where}; use a name from the IANA time zone database "
+                    "(e.g. Europe/Berlin, America/New_York, UTC) or map it when you export the "
+                    "table"
+                )
+            elif kind == "amount":
+                self.add(
+                    f"column '{name}' has {count:,} negative or non-finite value(s) (NaN or "
+                    f"infinity), e.g. {_show(value)} at {where}; an amount is what was paid, a "
+                    "finite number >= 0: fix the export, or leave refunds out of this table"
+                )
             else:
                 self.add(
                     f"column '{name}' has {count:,} timestamp(s) in the future (later than "
                     f"{limit.isoformat()}), e.g. {_show(value)} at {where}; timestamps must be "
                     "UTC and not later than now: check the time-zone conversion of your export"
                 )
+
+    def _value_checks(self, usable: list[str]) -> list[tuple[str, str, str]]:
+        """Checks of values the type and the closed sets do not catch: time zone names, amounts."""
+        checks: list[tuple[str, str, str]] = []
+        if self.table.name == CUSTOMERS.name and "time_zone" in usable:
+            present = self.con.execute(
+                'SELECT DISTINCT "time_zone" FROM checked WHERE "time_zone" IS NOT NULL'
+            ).fetchall()
+            unknown = sorted(str(v) for (v,) in present if str(v) not in known_time_zones())
+            if unknown:
+                values = ", ".join(_sql_string(v) for v in unknown)
+                checks.append(("zone", "time_zone", f'"time_zone" IN ({values})'))
+        if self.table.name == ORDERS.name and "amount" in usable:
+            bad = '"amount" < 0 OR NOT isfinite(CAST("amount" AS DOUBLE))'
+            checks.append(("amount", "amount", f'"amount" IS NOT NULL AND ({bad})'))
+        return checks
 
     # --- primary key uniqueness ----------------------------------------------------------------
     def _check_duplicates(self) -> None:
@@ -428,14 +480,19 @@ def validate_raw_file(path: Path, table: RawTable, now: datetime | None = None) 
 
 
 def validate_raw_dir(raw_dir: Path, now: datetime | None = None) -> dict[str, list[str]]:
-    """The problems of every contract table in ``raw_dir`` (table -> problems; empty is fine)."""
+    """The problems of every contract table in ``raw_dir`` (table -> problems; empty is fine),
+    and of each optional table whose file is there."""
     moment = _now(now)
     con = _connect()
     try:
-        return {
+        problems = {
             table.name: _Checker(con, raw_path(raw_dir, table), table, moment).run()
             for table in RAW_TABLES
         }
+        for table in OPTIONAL_TABLES:  # checked only when the file is there
+            if raw_path(raw_dir, table).exists():
+                problems[table.name] = _Checker(con, raw_path(raw_dir, table), table, moment).run()
+        return problems
     finally:
         con.close()
 

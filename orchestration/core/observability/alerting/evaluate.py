@@ -38,7 +38,7 @@ FAILURE = "FAILURE"
 # Check names whose failure means stale data (raw sources, the online store).
 FRESHNESS_CHECKS = frozenset({"fresh_within_window", "online_store_fresh"})
 DRIFT_CHECKS = frozenset({"drift_share_below_threshold"})
-POLICY_CHECKS = frozenset({"audience_compliant"})
+POLICY_CHECKS = frozenset({"audience_compliant", "safety_tables_only_grow"})
 
 BREAKER_OPEN = "open"
 
