@@ -473,11 +473,13 @@ app.add_typer(release_app, name="release")
 
 def _ledger():
     from orchestration.core.delivery.ledger import SendLedger
+    from orchestration.core.observability.audit import AuditLog, audit_log_path
 
-    path = Settings.from_env().gateway_dir / "ledger.db"
+    settings = Settings.from_env()
+    path = settings.gateway_dir / "ledger.db"
     if not path.exists():
         _fail(f"{path} does not exist: no run has released anything yet (`make run`)")
-    return SendLedger(path)
+    return SendLedger(path, audit=AuditLog(audit_log_path(settings.data_dir)))
 
 
 @release_app.command("list")
@@ -671,6 +673,77 @@ def _print_summary(instance, run_id: str, elapsed: float | None) -> None:
         f"  decisions       {s.decisions_dir}\n"
         f"  send ledger     {s.gateway_dir / 'ledger.db'} (outbox: {s.gateway_dir / 'outbox.db'})"
     )
+
+
+audit_app = typer.Typer(
+    help="The audit trail: every release and revocation, in a hash-chained log.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _audit_log_or_none():
+    """The data directory's audit log, or None when nothing was ever audited (no file yet)."""
+    from orchestration.core.observability.audit import AuditLog, audit_log_path
+
+    path = audit_log_path(Settings.from_env().data_dir)
+    return (AuditLog(path) if path.exists() else None), path
+
+
+def _short_hashes(value):
+    """Details for one line: 64-hex hashes cut to 12 characters."""
+    if isinstance(value, dict):
+        return {k: _short_hashes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short_hashes(v) for v in value]
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    return value
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        str,
+        typer.Option(help="A head hash (or prefix) recorded earlier: it must still be in the log."),
+    ] = "",
+) -> None:
+    """Check the chain: exit 0 when intact, 1 naming the first edited, removed or moved entry."""
+    log, path = _audit_log_or_none()
+    if log is None:
+        if anchor:
+            _fail(
+                escape(f"{path} does not exist, but --anchor {anchor} was given: the log is gone")
+            )
+        console.print(f"0 entries, chain intact (no audit log yet at {path})")
+        return
+    result = log.verify(anchor=anchor or None)
+    if not result.ok:
+        _fail(escape(f"{path}: {result.message()}"))
+    console.print(f"{result.entries} entries, chain intact")
+    console.print(f"head {result.head}", highlight=False)
+
+
+@audit_app.command("log")
+def audit_log(
+    limit: Annotated[int, typer.Option(min=1, help="How many recent entries.")] = 20,
+) -> None:
+    """The newest entries, oldest first: seq, when, who, what, subject, hashes involved."""
+    import json
+
+    log, path = _audit_log_or_none()
+    if log is None:
+        console.print(f"no audit log yet at {path}")
+        return
+    for e in log.entries(limit=limit):
+        details = json.dumps(_short_hashes(e.details), sort_keys=True, separators=(",", ":"))
+        console.print(
+            f"#{e.seq} {e.at[:19]}Z {e.actor} {e.action} {e.subject} {details} "
+            f"prev={e.prev_hash[:12]} hash={e.entry_hash[:12]}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -7,6 +7,7 @@ from orchestration.defs import (
     campaigns,
     delivery,
     features,
+    freshness_sensors,
     jobs,
     model,
     model_sensors,
@@ -49,7 +50,8 @@ defs = Definitions(
     jobs=[jobs.campaign_pipeline, model_sensors.retrain_model, delivery.dispatch_due_messages],
     schedules=[jobs.daily_campaign_schedule, delivery.hourly_dispatch_schedule],
     sensors=[
-        *alerts.campaign_alerts_sensors(jobs.campaign_pipeline),
+        *alerts.campaign_alerts_sensors([jobs.campaign_pipeline, delivery.dispatch_due_messages]),
+        freshness_sensors.freshness_watch,
         model_sensors.retraining_sensor,
     ],
     resources=build_resources(),

@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.core.delivery.config import GatewayConfig, load_gateway_config
 from orchestration.core.delivery.ledger import SendLedger
+from orchestration.core.observability.audit import AuditLog, audit_log_path
 from orchestration.dbt_project import campaign_dbt_project, dbt_executable
 from orchestration.settings import Settings
 
@@ -24,10 +25,13 @@ class CampaignSettings(ConfigurableResource):
 
 class MessagingGateway(ConfigurableResource):
     """The send ledger and the providers of each channel (``config/gateway.yaml``; every channel
-    to the local outbox by default)."""
+    to the local outbox by default). Releases and revocations through this ledger are appended
+    to the audit log ``<data_dir>/audit/audit.db``."""
 
     def ledger(self, settings: Settings) -> SendLedger:
-        return SendLedger(settings.gateway_dir / "ledger.db")
+        return SendLedger(
+            settings.gateway_dir / "ledger.db", audit=AuditLog(audit_log_path(settings.data_dir))
+        )
 
     def config(self, settings: Settings) -> GatewayConfig:
         return load_gateway_config(settings.gateway_config)

@@ -193,6 +193,9 @@ class Settings(_FromEnvironment):
     sends_disabled: bool = False
     # Where alerts link to (CAMPAIGN_DAGSTER_UI_URL; None: the alerting package's default).
     dagster_ui_url: str | None = None
+    # How often the freshness sensor checks raw and online freshness without a run, in minutes
+    # (CAMPAIGN_FRESHNESS_SENSOR_MINUTES; read when the definitions load).
+    freshness_sensor_minutes: int = Field(15, ge=1)
     # CAMPAIGN_ALERT_* as read when the settings were built (see alert_env).
     _alert_env: dict[str, str] = PrivateAttr(
         default_factory=lambda: {

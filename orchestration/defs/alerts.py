@@ -2,8 +2,9 @@
 
 ``run_facts_from_instance`` reads a run's status, check evaluations and the gateway's breaker
 states from the Dagster event log; ``evaluate_run_alerts`` turns them into alerts through the
-shared incident book (one alert per incident, a recovery notice when it clears). The two run
-status sensors call it for every finished ``campaign_pipeline`` run under the daemon;
+shared incident book (one alert per incident, a recovery notice when it clears). A pair of run
+status sensors per job (``campaign_pipeline`` and ``dispatch_due_messages``: every job that
+dispatches reports its breakers) call it for every finished run under the daemon;
 ``campaign run`` calls it at its end. Both may see the same run: the book deduplicates.
 
 A failed blocking gate may leave the run SUCCESS (downstream steps are skipped), so alerts come
@@ -12,7 +13,7 @@ from the check evaluations whatever the run status.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from dagster import (
 
 from orchestration.core.observability.alerting.evaluate import (
     DEFAULT_UI_URL,
+    JOB_NAME,
     AlertReport,
     CheckFact,
     RunFacts,
@@ -131,14 +133,21 @@ def _newer_run_finished(instance: DagsterInstance, run_id: str, job_name: str) -
     return bool(latest) and latest[0].run_id != run_id
 
 
+def sensor_name(status: DagsterRunStatus, job_name: str) -> str:
+    """``campaign_alerts_on_<status>`` for the pipeline (its historical name),
+    ``<job>_alerts_on_<status>`` for any other job: unique per job."""
+    prefix = "campaign" if job_name == JOB_NAME else job_name
+    return f"{prefix}_alerts_on_{status.value.lower()}"
+
+
 def _alerts_sensor(status: DagsterRunStatus, job):
     @run_status_sensor(
         run_status=status,
-        name=f"campaign_alerts_on_{status.value.lower()}",
+        name=sensor_name(status, job.name),
         monitored_jobs=[job],
         default_status=DefaultSensorStatus.RUNNING,
         description=(
-            f"campaign_alerts: evaluates every {status.value} campaign_pipeline run (failed "
+            f"campaign_alerts: evaluates every {status.value} {job.name} run (failed "
             "gates, run failure, open breakers) into the incident book data/alerts/incidents.db "
             "and notifies once per incident (CAMPAIGN_ALERT_NOTIFIERS: log, webhook, smtp)."
         ),
@@ -161,12 +170,18 @@ def _alerts_sensor(status: DagsterRunStatus, job):
     return campaign_alerts
 
 
-def campaign_alerts_sensors(job) -> list:
-    """The two run status sensors (success, failure) that alert on every finished run of ``job``.
+def campaign_alerts_sensors(jobs: Sequence | object) -> list:
+    """Two run status sensors (success, failure) per job, alerting on every finished run of it.
 
-    ``definitions.py`` hands the job in, so this module never imports another defs module.
+    ``definitions.py`` hands the jobs in (one job or a list), so this module never imports
+    another defs module.
     """
+    listed = list(jobs) if isinstance(jobs, list | tuple) else [jobs]
+    names = [job.name for job in listed]
+    if len(set(names)) != len(names):
+        raise ValueError(f"campaign_alerts_sensors: a job is listed twice in {names}")
     return [
-        _alerts_sensor(DagsterRunStatus.SUCCESS, job),
-        _alerts_sensor(DagsterRunStatus.FAILURE, job),
+        _alerts_sensor(status, job)
+        for job in listed
+        for status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE)
     ]

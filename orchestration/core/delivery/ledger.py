@@ -7,6 +7,10 @@ the same idempotency key, which the provider deduplicates.
 
 SQLite in WAL mode with ``BEGIN IMMEDIATE`` write transactions: concurrent runs serialise their
 writes, and a claim (lease) keeps two runs from dispatching the same row at the same time.
+
+Given an ``audit`` log (``orchestration.core.observability.audit``), a release and a revocation
+each append an entry to it inside the ledger's write transaction: if the audit append fails, the
+release (or revocation) is rolled back, so none stands unaudited.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import pandas as pd
 
 from orchestration.core.common.sqlite_tx import immediate_transaction
 from orchestration.core.delivery.releases import Release
+from orchestration.core.observability.audit import RELEASE, REVOKE, AuditLog
 
 DUE = "due"
 DELIVERED = "delivered"
@@ -56,6 +61,9 @@ create table if not exists deliveries (
     unique (campaign, customer_id, channel, send_date)
 );
 """
+# Who a release is recorded as (the asset that is the one door into the ledger).
+RELEASE_ACTOR = "campaign_release"
+
 # One row per released run (orchestration.core.delivery.releases): what its gates let through.
 # A due message is dispatched only while the release of the run that enqueued it stands.
 RELEASES = """
@@ -140,9 +148,15 @@ class DueMessage:
 
 
 class SendLedger:
-    def __init__(self, path: Path, lease: timedelta = timedelta(minutes=10)):
+    def __init__(
+        self,
+        path: Path,
+        lease: timedelta = timedelta(minutes=10),
+        audit: AuditLog | None = None,
+    ):
         self.path = Path(path)
         self.lease = lease
+        self.audit = audit
         self._con: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,12 +205,15 @@ class SendLedger:
         with self._connect() as con, immediate_transaction(con):
             yield con
 
-    def record_release(self, release: Release, messages: pd.DataFrame) -> int:
+    def record_release(
+        self, release: Release, messages: pd.DataFrame, actor: str = RELEASE_ACTOR
+    ) -> int:
         """Record a run's release and enqueue its messages as due, in one transaction.
 
         ``messages`` are (campaign, customer_id, channel[, not_before]) rows for the release's
         send date. Returns how many messages were new; rows already in the ledger for that day
-        stay with the release that enqueued them. Releasing the same run twice changes nothing.
+        stay with the release that enqueued them. Releasing the same run twice changes nothing
+        (and audits nothing).
         """
         row = release.as_row()
         with self._write() as con:
@@ -210,7 +227,25 @@ class SendLedger:
                 f" values ({', '.join('?' * len(row))}, 'released')",
                 list(row.values()),
             )
-            return self._insert_due(con, messages, release.send_date, release.run_id)
+            newly_due = self._insert_due(con, messages, release.send_date, release.run_id)
+            if self.audit is not None:
+                self.audit.append(
+                    actor,
+                    RELEASE,
+                    release.run_id,
+                    {
+                        "run_id": release.run_id,
+                        "send_date": release.send_date,
+                        "decisions_digest": release.decisions_digest,
+                        "campaign_files": dict(release.campaign_files),
+                        "policy_version": release.policy_version,
+                        "model_versions": release.model_versions,
+                        "feature_version": release.feature_version,
+                        "messages": release.messages,
+                        "newly_due": newly_due,
+                    },
+                )
+            return newly_due
 
     def revoke_release(self, run_id: str, by: str, reason: str) -> int:
         """Revoke a run's release: its undelivered messages are cancelled. Returns how many."""
@@ -235,7 +270,23 @@ class SendLedger:
                 " where run_id = ? and status = 'due'",
                 (now, run_id),
             )
-            return con.total_changes - before
+            cancelled = con.total_changes - before
+            if self.audit is not None:
+                (digest,) = con.execute(
+                    "select decisions_digest from releases where run_id = ?", (run_id,)
+                ).fetchone()
+                self.audit.append(
+                    by,
+                    REVOKE,
+                    run_id,
+                    {
+                        "run_id": run_id,
+                        "reason": reason,
+                        "decisions_digest": digest,
+                        "cancelled": cancelled,
+                    },
+                )
+            return cancelled
 
     def releases(self) -> pd.DataFrame:
         with self._connect() as con:
