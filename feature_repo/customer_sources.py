@@ -3,6 +3,13 @@
 The pipeline writes each feature version to its own directory and then points
 ``<data>/features/current`` at it (write-audit-publish), so Feast always reads the last version
 that passed the gates.
+
+The way out of a drift block retrains on a staged, unpublished version with the same definitions:
+``orchestration/core/features/candidate.py`` imports these sources and moves every path of the
+form ``<data>/features/current/<table>.parquet`` onto ``<data>/features/versions/<version>/``, in
+a scratch Feast registry (the live registry, online store and ``current`` are untouched). Keep
+new batch sources under ``PUBLISHED_FEATURES_DIR`` with the table's file name, or that retrain
+refuses them (a training set mixing versions would be silently wrong).
 """
 
 import os

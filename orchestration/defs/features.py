@@ -6,6 +6,14 @@
                          -> feature_store_registry (feast apply) -> online_features (materialize)
 
 A failed gate skips the publish, so Feast and the online store keep the last good version.
+
+The way out of a drift block (job ``retrain_on_candidate_features``, group ``drift_recovery``):
+
+    candidate_features (the newest staged, unpublished version) -> candidate_training_set
+        -> candidate_challenger [promotion_gate, drift_below_threshold] -> drift_recovery
+
+``candidate_features`` and the drift gate against the challenger's reference live here; the
+training, the promotion verdict and the step that promotes and publishes, in ``model.py``.
 """
 
 from datetime import timedelta
@@ -15,7 +23,9 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
+    Config,
     DataVersion,
     FreshnessPolicy,
     MaterializeResult,
@@ -28,13 +38,17 @@ from dagster import (
 from orchestration.core.features.publishing import (
     FEATURE_TABLES,
     FeatureVersion,
+    candidate_feature_version,
+    content_digest,
     current_feature_version,
+    exports_digest,
     publish_feature_version,
     stage_feature_version,
 )
 from orchestration.resources import CampaignSettings
 
 GROUP = "features"
+RECOVERY_GROUP = "drift_recovery"
 OWNER = "team:ml-platform"
 FEATURE_TABLE_KEYS = [AssetKey(t) for t in FEATURE_TABLES]
 
@@ -99,42 +113,32 @@ def _drift_reference(settings, version: FeatureVersion) -> tuple[pd.DataFrame, s
     ), "history snapshots (no champion yet)"
 
 
-@asset_check(
-    asset=feature_snapshot,
-    name="drift_share_below_threshold",
-    blocking=True,
-    description=(
-        "Share of drifted feature columns (Evidently) between the champion's training reference "
-        "and today's snapshot stays below CAMPAIGN_DRIFT_SHARE_THRESHOLD."
-    ),
-)
-def drift_share_below_threshold(
-    context, feature_snapshot: FeatureVersion, settings: CampaignSettings
-) -> AssetCheckResult:
+def _measure_drift(
+    s, version: FeatureVersion, reference: pd.DataFrame, reference_name: str, report_name: str
+) -> tuple[bool, str, dict]:
+    """Drift of ``version``'s newest snapshot against ``reference``: (passed, description,
+    metadata), the evidence both drift gates record."""
     from orchestration.core.features.drift import drift_columns, measure_feature_drift
     from orchestration.core.features.tables import KEYS, read_feature_rows
 
-    s = settings.get()
     sample = s.thresholds.drift_sample_rows
-    current = read_feature_rows(feature_snapshot.path, latest=True, sample_rows=sample, seed=1)
-    reference, reference_name = _drift_reference(s, feature_snapshot)
+    current = read_feature_rows(version.path, latest=True, sample_rows=sample, seed=1)
     columns = drift_columns(
         [c for c in current.columns if c not in KEYS and c in reference.columns]
     )
-    report = s.reports_dir / "drift" / f"{feature_snapshot.version}.html"
+    report = s.reports_dir / "drift" / f"{report_name}.html"
     result = measure_feature_drift(
         reference, current, columns, sample_rows=sample, report_path=report
     )
     threshold = s.thresholds.drift_share
-    passed = result.is_below(threshold)
-    return AssetCheckResult(
-        passed=passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=(
-            f"drift share {result.drift_share:.2f} (threshold {threshold:.2f}); drifted: "
-            f"{', '.join(result.drifted_columns) or 'none'}"
-        ),
-        metadata={
+    description = (
+        f"drift share {result.drift_share:.2f} (threshold {threshold:.2f}); drifted: "
+        f"{', '.join(result.drifted_columns) or 'none'}"
+    )
+    return (
+        result.is_below(threshold),
+        description,
+        {
             "drift_share": result.drift_share,
             "threshold": threshold,
             "drifted_columns": ", ".join(result.drifted_columns) or "none",
@@ -148,6 +152,31 @@ def drift_share_below_threshold(
                 {c: round(v, 4) for c, v in sorted(result.column_scores.items())}
             ),
         },
+    )
+
+
+@asset_check(
+    asset=feature_snapshot,
+    name="drift_share_below_threshold",
+    blocking=True,
+    description=(
+        "Share of drifted feature columns (Evidently) between the champion's training reference "
+        "and today's snapshot stays below CAMPAIGN_DRIFT_SHARE_THRESHOLD."
+    ),
+)
+def drift_share_below_threshold(
+    context, feature_snapshot: FeatureVersion, settings: CampaignSettings
+) -> AssetCheckResult:
+    s = settings.get()
+    reference, reference_name = _drift_reference(s, feature_snapshot)
+    passed, description, metadata = _measure_drift(
+        s, feature_snapshot, reference, reference_name, feature_snapshot.version
+    )
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=metadata,
     )
 
 
@@ -318,5 +347,112 @@ def online_store_fresh(settings: CampaignSettings) -> AssetCheckResult:
             if result.oldest_age_hours is not None
             else -1.0,
             "window_hours": result.window_hours,
+        },
+    )
+
+
+# --- the way out of a drift block ----------------------------------------------------------------
+
+
+class CandidateConfig(Config):
+    """Which staged version to retrain on (default: the newest one newer than ``current``)."""
+
+    version: str | None = None
+
+
+@asset(
+    group_name=RECOVERY_GROUP,
+    owners=[OWNER],
+    kinds={"parquet"},
+    description=(
+        "The candidate feature version: the newest staged version newer than the published one "
+        "(the snapshot a drift block refused), or the one named in the run config. Read only; "
+        "drift_recovery publishes it when the recovery gates pass."
+    ),
+)
+def candidate_features(
+    context: AssetExecutionContext, config: CandidateConfig, settings: CampaignSettings
+) -> Output[FeatureVersion]:
+    from orchestration.core.features.tables import snapshot_times, table_row_counts
+
+    s = settings.get()
+    published = current_feature_version(s.features_dir)
+    candidate = candidate_feature_version(s.features_dir, config.version)
+    if candidate is None:
+        raise FileNotFoundError(
+            "no feature version is staged after the published one "
+            f"({published.version if published else 'none'}): nothing to recover; "
+            "run campaign_pipeline first (its feature_snapshot stages today's version)"
+        )
+    times = snapshot_times(candidate.path)
+    exports = exports_digest(s.exports_dir)
+    return Output(
+        candidate,
+        data_version=DataVersion(content_digest(candidate.version)),
+        metadata={
+            "version": candidate.version,
+            "version_dir": MetadataValue.path(str(candidate.path)),
+            "published_version": published.version if published else "none",
+            "newest_snapshot": times[-1].isoformat() if times else "none",
+            # the exports (exposures) the training set joins are the ones this version came from
+            "exports_match_candidate": exports == content_digest(candidate.version),
+            **{f"rows_{t}": n for t, n in table_row_counts(candidate.path).items()},
+        },
+    )
+
+
+@asset_check(
+    asset=AssetKey("candidate_challenger"),
+    name="drift_below_threshold",
+    blocking=True,
+    additional_ins={"candidate_features": AssetIn("candidate_features")},
+    description=(
+        "Share of drifted feature columns (Evidently) between the challenger's own training "
+        "reference (logged with its MLflow run) and the candidate's newest snapshot stays below "
+        "CAMPAIGN_DRIFT_SHARE_THRESHOLD. Also records, for comparison, the share against the "
+        "champion's reference (the one that blocked). drift_recovery publishes only if it passed "
+        "in the same run."
+    ),
+)
+def candidate_drift_below_threshold(
+    context,
+    candidate_challenger,
+    candidate_features: FeatureVersion,
+    settings: CampaignSettings,
+) -> AssetCheckResult:
+    from orchestration.core.model.registry import load_reference_features
+
+    s = settings.get()
+    reference = load_reference_features(s, candidate_challenger.run_id)
+    who = f"{candidate_challenger.name} v{candidate_challenger.version} (challenger)"
+    if reference is None:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=f"{who} has no drift reference in its MLflow run",
+            metadata={"threshold": s.thresholds.drift_share, "reference": "none"},
+        )
+    passed, description, metadata = _measure_drift(
+        s,
+        candidate_features,
+        reference,
+        f"training reference of {who}",
+        f"{candidate_features.version}-challenger-v{candidate_challenger.version}",
+    )
+    before, before_name = _drift_reference(s, candidate_features)
+    _, _, against_champion = _measure_drift(
+        s, candidate_features, before, before_name, f"{candidate_features.version}-champion"
+    )
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{description} (against the champion's reference: "
+        f"{against_champion['drift_share']:.2f})",
+        metadata={
+            **metadata,
+            "candidate_version": candidate_features.version,
+            "challenger_version": candidate_challenger.version,
+            "drift_share_vs_champion_reference": against_champion["drift_share"],
+            "champion_reference": before_name,
         },
     )

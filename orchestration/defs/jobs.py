@@ -4,7 +4,8 @@ from dagster import AssetSelection, ScheduleDefinition, define_asset_job
 
 campaign_pipeline = define_asset_job(
     name="campaign_pipeline",
-    selection=AssetSelection.all(),
+    # everything but the way out of a drift block (its own job, retrain_on_candidate_features)
+    selection=AssetSelection.all() - AssetSelection.groups("drift_recovery"),
     description=(
         "Raw data to gated campaign sends: dbt build, feature publish, Feast, training, scoring, "
         "decisions, sends. A failed gate stops the run before any message goes out."

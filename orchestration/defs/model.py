@@ -1,5 +1,6 @@
 """Training set (Feast point-in-time at each past exposure), the registered uplift model, the
-gate that decides on a challenger and the one step that moves the champion alias."""
+gate that decides on a challenger and the one step that moves the champion alias; and the way out
+of a drift block (job retrain_on_candidate_features, group drift_recovery, at the end)."""
 
 import subprocess
 
@@ -10,6 +11,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    Config,
     MaterializeResult,
     MetadataValue,
     Output,
@@ -64,22 +66,27 @@ def training_set(
     path = s.pipeline_dir / "training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
-    null_share = float(frame[features].isna().any(axis=1).mean()) if len(frame) else 0.0
     return Output(
-        str(path),
-        metadata={
-            "rows": len(frame),
-            "treated": int(frame["is_treated"].sum()),
-            "control": int((1 - frame["is_treated"]).sum()),
-            "label_rate": float(frame["label"].mean()) if len(frame) else 0.0,
-            "campaigns": ", ".join(sorted(frame["campaign_id"].unique())),
-            "feature_service": FEATURE_SERVICE,
-            "feature_version": published_features.version,
-            "rows_with_missing_features": null_share,
-            "target": s.target,
-            "file": MetadataValue.path(str(path)),
-        },
+        str(path), metadata=_training_set_metadata(frame, features, published_features, s, path)
     )
+
+
+def _training_set_metadata(frame, features, version: FeatureVersion, s, path) -> dict:
+    from orchestration.core.features.feast_store import FEATURE_SERVICE
+
+    null_share = float(frame[features].isna().any(axis=1).mean()) if len(frame) else 0.0
+    return {
+        "rows": len(frame),
+        "treated": int(frame["is_treated"].sum()),
+        "control": int((1 - frame["is_treated"]).sum()),
+        "label_rate": float(frame["label"].mean()) if len(frame) else 0.0,
+        "campaigns": ", ".join(sorted(frame["campaign_id"].unique())),
+        "feature_service": FEATURE_SERVICE,
+        "feature_version": version.version,
+        "rows_with_missing_features": null_share,
+        "target": s.target,
+        "file": MetadataValue.path(str(path)),
+    }
 
 
 @asset(
@@ -99,20 +106,12 @@ def uplift_model(
     published_features: FeatureVersion,
     settings: CampaignSettings,
 ) -> Output[RegisteredModel]:
-    from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
+    from orchestration.core.features.feast_store import FEATURE_SERVICE
     from orchestration.core.features.tables import read_feature_rows
     from orchestration.core.model.registry import log_and_register
-    from orchestration.core.model.training import train_and_evaluate
 
     s = settings.get()
-    frame = pd.read_parquet(training_set)
-    features = feature_names(s, FEATURE_SERVICE)
-    truth_path = s.ground_truth_dir / "customer_uplift.parquet"
-    truth = (
-        pd.read_parquet(truth_path) if s.dataset == "synthetic" and truth_path.exists() else None
-    )
-    curve = s.reports_dir / "model" / f"qini_curve_{context.run.run_id[:8]}.png"
-    result = train_and_evaluate(frame, features, s.learner, ground_truth=truth, curve_path=curve)
+    frame, result, curve = _train(context, s, training_set)
     reference = read_feature_rows(
         published_features.path, latest=False, sample_rows=s.thresholds.drift_sample_rows
     )
@@ -131,35 +130,51 @@ def uplift_model(
             "target": s.target,
         },
     )
-    m = result.metrics
-    return Output(
-        registered,
-        metadata={
-            "model": f"{registered.name} v{registered.version}",
-            "aliases": ", ".join(registered.aliases),
-            "mlflow_run_id": registered.run_id,
-            "mlflow_ui": MetadataValue.url(
-                f"http://127.0.0.1:5000/#/models/{registered.name}/versions/{registered.version}"
-            ),
-            "qini": m["qini"],
-            "qini_ci": f"[{m['qini_ci_low']:.4f}, {m['qini_ci_high']:.4f}]",
-            "auuc": m["auuc"],
-            "auuc_ci": f"[{m['auuc_ci_low']:.4f}, {m['auuc_ci_high']:.4f}]",
-            "uplift_at_30": m["uplift_at_30"],
-            "uplift_at_30_ci": f"[{m['uplift_at_30_ci_low']:.4f}, {m['uplift_at_30_ci_high']:.4f}]",
-            **(
-                {"oracle_ratio_qini": m["oracle_ratio_qini"]}
-                if "oracle_ratio_qini" in m
-                else {"oracle_ratio": f"n/a: no ground truth for {s.dataset} data"}
-            ),
-            "dataset": s.dataset,
-            "target": s.target,
-            "train_rows": int(m["train_rows"]),
-            "holdout_rows": int(m["holdout_rows"]),
-            "bootstrap_resamples": int(m["bootstrap_resamples"]),
-            "qini_curve": MetadataValue.path(str(curve)),
-        },
+    return Output(registered, metadata=_model_metadata(registered, result.metrics, s, curve))
+
+
+def _train(context, s, training_set: str, prefix: str = "qini_curve"):
+    """Train CAMPAIGN_LEARNER on a training set file and evaluate it on held-out customers."""
+    from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
+    from orchestration.core.model.training import train_and_evaluate
+
+    frame = pd.read_parquet(training_set)
+    features = feature_names(s, FEATURE_SERVICE)
+    truth_path = s.ground_truth_dir / "customer_uplift.parquet"
+    truth = (
+        pd.read_parquet(truth_path) if s.dataset == "synthetic" and truth_path.exists() else None
     )
+    curve = s.reports_dir / "model" / f"{prefix}_{context.run.run_id[:8]}.png"
+    result = train_and_evaluate(frame, features, s.learner, ground_truth=truth, curve_path=curve)
+    return frame, result, curve
+
+
+def _model_metadata(registered: RegisteredModel, m: dict, s, curve) -> dict:
+    return {
+        "model": f"{registered.name} v{registered.version}",
+        "aliases": ", ".join(registered.aliases),
+        "mlflow_run_id": registered.run_id,
+        "mlflow_ui": MetadataValue.url(
+            f"http://127.0.0.1:5000/#/models/{registered.name}/versions/{registered.version}"
+        ),
+        "qini": m["qini"],
+        "qini_ci": f"[{m['qini_ci_low']:.4f}, {m['qini_ci_high']:.4f}]",
+        "auuc": m["auuc"],
+        "auuc_ci": f"[{m['auuc_ci_low']:.4f}, {m['auuc_ci_high']:.4f}]",
+        "uplift_at_30": m["uplift_at_30"],
+        "uplift_at_30_ci": f"[{m['uplift_at_30_ci_low']:.4f}, {m['uplift_at_30_ci_high']:.4f}]",
+        **(
+            {"oracle_ratio_qini": m["oracle_ratio_qini"]}
+            if "oracle_ratio_qini" in m
+            else {"oracle_ratio": f"n/a: no ground truth for {s.dataset} data"}
+        ),
+        "dataset": s.dataset,
+        "target": s.target,
+        "train_rows": int(m["train_rows"]),
+        "holdout_rows": int(m["holdout_rows"]),
+        "bootstrap_resamples": int(m["bootstrap_resamples"]),
+        "qini_curve": MetadataValue.path(str(curve)),
+    }
 
 
 @asset_check(
@@ -369,4 +384,325 @@ def champion_beats_random(context, settings: CampaignSettings) -> AssetCheckResu
             "uplift_at_30": champion.metrics.get("uplift_at_30", float("nan")),
             "mlflow_run_id": champion.run_id,
         },
+    )
+
+
+# --- the way out of a drift block (job retrain_on_candidate_features) ----------------------------
+# candidate_features (defs/features.py) -> candidate_training_set -> candidate_challenger
+#   [candidate_challenger:promotion_gate, candidate_challenger:drift_below_threshold]
+#   -> drift_recovery
+# The rules live in orchestration.core.model.drift_recovery.
+
+RECOVERY_GROUP = "drift_recovery"
+RECOVERY_GATES = [
+    ("candidate_challenger", "promotion_gate"),
+    ("candidate_challenger", "drift_below_threshold"),
+]
+
+
+@asset(
+    deps=[AssetKey("fct_campaign_exposures")],
+    group_name=RECOVERY_GROUP,
+    owners=[OWNER],
+    kinds={"feast", "parquet"},
+    description=(
+        "training_set over the CANDIDATE feature version: the same exposures and feature "
+        "service, point-in-time (Feast historical retrieval against the candidate's own files "
+        "in a scratch registry; the live registry, online store and `current` are untouched)."
+    ),
+)
+def candidate_training_set(
+    context: AssetExecutionContext, candidate_features: FeatureVersion, settings: CampaignSettings
+) -> Output[str]:
+    from orchestration.core.features.candidate import candidate_historical_features
+    from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
+    from orchestration.core.features.publishing import current_feature_version
+    from orchestration.core.features.tables import snapshot_times
+    from orchestration.core.model.training import training_entities
+
+    s = settings.get()
+    exposures = pd.read_parquet(s.exports_dir / "fct_campaign_exposures.parquet")
+    entities = training_entities(exposures, s.target)
+    frame = candidate_historical_features(s, candidate_features, entities, FEATURE_SERVICE)
+    path = s.pipeline_dir / "candidate_training_set.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    published = current_feature_version(s.features_dir)
+    after = snapshot_times(published.path)[-1] if published else None
+    newer = (
+        int((pd.to_datetime(frame["event_timestamp"], utc=True) > after).sum())
+        if after is not None
+        else len(frame)
+    )
+    features = feature_names(s, FEATURE_SERVICE)
+    return Output(
+        str(path),
+        metadata={
+            **_training_set_metadata(frame, features, candidate_features, s, path),
+            "rows_after_published_snapshot": newer,
+            "published_version": published.version if published else "none",
+        },
+    )
+
+
+@asset(
+    group_name=RECOVERY_GROUP,
+    owners=[OWNER],
+    kinds={"mlflow", "lightgbm"},
+    description=(
+        "A challenger trained on candidate_training_set (CAMPAIGN_LEARNER), evaluated on held-out "
+        "customers, logged and registered as `challenger`. Its drift reference is the candidate's "
+        "newest snapshot (the recovery re-baselines the drift gate onto what it is accepted for). "
+        "Refuses to run without a champion (it would become champion unjudged)."
+    ),
+)
+def candidate_challenger(
+    context: AssetExecutionContext,
+    candidate_training_set: str,
+    candidate_features: FeatureVersion,
+    settings: CampaignSettings,
+) -> Output[RegisteredModel]:
+    from orchestration.core.features.feast_store import FEATURE_SERVICE
+    from orchestration.core.model.drift_recovery import REFERENCE_KIND, rebaselined_reference
+    from orchestration.core.model.registry import describe_alias, log_and_register
+
+    s = settings.get()
+    if describe_alias(s) is None:
+        raise ValueError(
+            f"{s.model_name} has no champion: the recovery judges a challenger against the "
+            "champion; run campaign_pipeline's model steps first"
+        )
+    frame, result, curve = _train(context, s, candidate_training_set, "candidate_qini_curve")
+    registered = log_and_register(
+        s,
+        result,
+        frame,
+        reference_features=rebaselined_reference(
+            candidate_features.path, s.thresholds.drift_sample_rows
+        ),
+        tags={
+            "feature_service": FEATURE_SERVICE,
+            "feature_version": candidate_features.version,
+            "data_version": candidate_features.version.split("-")[-1],
+            "code_version": _code_version(),
+            "dagster_run_id": context.run.run_id,
+            "dataset": s.dataset,
+            "target": s.target,
+            "trained_on": "candidate_features",
+            "drift_reference": REFERENCE_KIND,
+        },
+    )
+    return Output(
+        registered,
+        metadata={
+            **_model_metadata(registered, result.metrics, s, curve),
+            "feature_version": candidate_features.version,
+            "drift_reference": REFERENCE_KIND,
+        },
+    )
+
+
+class RecoveryGateConfig(Config):
+    """The operator's acceptance: also pass a challenger NOT SHOWN WORSE than the champion (the
+    upper bound of the Qini difference's 95% interval above 0) that beats random. Off by default
+    (the retraining sensor's runs): then only the promotion rule passes."""
+
+    accept_if_not_worse: bool = False
+
+
+@asset_check(
+    asset=candidate_challenger,
+    name="promotion_gate",
+    blocking=True,
+    additional_ins={"candidate_training_set": AssetIn("candidate_training_set")},
+    description=(
+        "Champion and the challenger trained on the candidate score the same held-out customers "
+        "of the candidate's training set (post-drift outcomes included). Passes only on the "
+        "promotion rule (Qini beats the champion's by more than CAMPAIGN_PROMOTION_MARGIN, "
+        "paired-bootstrap 95% interval above 0) with the challenger beating random on its "
+        "holdout, or, with run config accept_if_not_worse, on an operator's acceptance of a "
+        "challenger not shown worse. Failing (ERROR) skips drift_recovery: nothing is promoted "
+        "or published. The comparison is recorded on the challenger's MLflow run."
+    ),
+)
+def candidate_challenger_promotion_gate(
+    context,
+    config: RecoveryGateConfig,
+    candidate_challenger: RegisteredModel,
+    candidate_training_set: str,
+    settings: CampaignSettings,
+) -> AssetCheckResult:
+    from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
+    from orchestration.core.model.drift_recovery import (
+        judge_challenger,
+        load_version,
+        post_drift_comparison,
+        published_snapshot_at,
+        record_verdict,
+    )
+    from orchestration.core.model.gates import champion_gate
+    from orchestration.core.model.promotion import compare_on_holdout, holdout_rows, log_comparison
+    from orchestration.core.model.registry import describe_alias, load_alias
+
+    s = settings.get()
+    challenger = candidate_challenger
+    champion = describe_alias(s)
+    if champion is None or champion.version == challenger.version:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=f"no champion other than v{challenger.version} to compare with",
+            metadata={"verdict": "cannot compare", "challenger_version": challenger.version},
+        )
+    holdout = holdout_rows(pd.read_parquet(candidate_training_set))
+    features = feature_names(s, FEATURE_SERVICE)
+    champion_model, challenger_model = load_alias(s), load_version(s, challenger.version)
+    decision = compare_on_holdout(
+        champion_model,
+        challenger_model,
+        holdout,
+        features,
+        margin=s.promotion_margin,
+        champion_version=champion.version,
+        challenger_version=challenger.version,
+    )
+    log_comparison(s, challenger.run_id, decision, context.run.run_id)
+    beats = champion_gate(
+        challenger.metrics, s.thresholds.min_champion_qini, version=challenger.version
+    )
+    verdict = judge_challenger(decision, beats, config.accept_if_not_worse)
+    record_verdict(s, challenger.run_id, verdict, context.run.run_id)
+    recent_rows, recent = post_drift_comparison(
+        champion_model,
+        challenger_model,
+        holdout,
+        features,
+        after=published_snapshot_at(s),
+        margin=s.promotion_margin,
+    )
+    return AssetCheckResult(
+        passed=verdict.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"challenger v{challenger.version} (trained on the candidate) vs champion "
+            f"v{champion.version}: {verdict.verdict}: {verdict.reason}"
+        ),
+        metadata={
+            "verdict": verdict.verdict,
+            "promoted_by": verdict.promoted_by or "none",
+            "accept_if_not_worse": config.accept_if_not_worse,
+            "rule": "qini_diff > margin and qini_diff_ci_low > 0, and challenger qini_ci_low > "
+            "floor (accept_if_not_worse: qini_diff_ci_high > 0 instead of the first)",
+            "champion_version": champion.version,
+            "challenger_version": challenger.version,
+            "champion_qini": decision.champion_qini,
+            "challenger_qini": decision.challenger_qini,
+            "qini_diff": decision.qini_diff,
+            "qini_diff_ci": f"[{decision.qini_diff_ci_low:.4f}, {decision.qini_diff_ci_high:.4f}]",
+            "qini_diff_ci_low": decision.qini_diff_ci_low,
+            "qini_diff_ci_high": decision.qini_diff_ci_high,
+            "margin": decision.margin,
+            "holdout_rows": decision.holdout_rows,
+            "challenger_beats_random": beats.passed,
+            "challenger_qini_ci": beats.evidence["qini_ci"],
+            "floor": beats.evidence["floor"],
+            "post_drift_holdout_rows": recent_rows,
+            "post_drift_qini_diff": recent.qini_diff if recent else "n/a: too few rows",
+            "post_drift_qini_diff_ci": (
+                f"[{recent.qini_diff_ci_low:.4f}, {recent.qini_diff_ci_high:.4f}]"
+                if recent
+                else "n/a"
+            ),
+            "mlflow_run_id": challenger.run_id,
+        },
+    )
+
+
+def _this_runs_gate_metadata(context) -> tuple[list[tuple[str, str, bool]], dict]:
+    """This run's check evaluations (asset, check, ok) and the metadata of each (asset, check)."""
+    from dagster import DagsterEventType
+
+    from orchestration.defs.run_checks import run_check_evaluations
+
+    instance, run_id = context.instance, context.run.run_id
+    metadata: dict[tuple[str, str], dict] = {}
+    for record in instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records:
+        event = record.event_log_entry.dagster_event
+        if event is not None:
+            evaluation = event.event_specific_data
+            metadata[(evaluation.asset_key.to_user_string(), evaluation.check_name)] = {
+                k: getattr(v, "value", v) for k, v in evaluation.metadata.items()
+            }
+    return run_check_evaluations(instance, run_id), metadata
+
+
+@asset(
+    group_name=RECOVERY_GROUP,
+    owners=[OWNER],
+    kinds={"mlflow", "parquet"},
+    description=(
+        "The way out of a drift block, both moves or neither: the champion alias onto the "
+        "challenger trained on the candidate, then `features/current` onto the candidate "
+        "(publish). Only when candidate_challenger's checks promotion_gate and "
+        "drift_below_threshold passed in THIS run (it re-reads them: materialized alone it "
+        "refuses) and the champion is still the one the verdict compared with. The "
+        "evidence is recorded here. The next campaign_pipeline run refreshes the online store and "
+        "its drift gate compares against the new champion's reference."
+    ),
+)
+def drift_recovery(
+    context: AssetExecutionContext,
+    candidate_challenger: RegisteredModel,
+    candidate_features: FeatureVersion,
+    settings: CampaignSettings,
+) -> MaterializeResult:
+    from dagster import Failure
+
+    from orchestration.core.model.drift_recovery import missing_evidence, promote_and_publish
+
+    s = settings.get()
+    evaluations, metadata = _this_runs_gate_metadata(context)
+    missing = missing_evidence(evaluations, RECOVERY_GATES)
+    if missing:
+        raise Failure(
+            f"recovery refused, nothing promoted or published: {', '.join(missing)} did not pass "
+            "in this run (run the whole retrain_on_candidate_features job)"
+        )
+    gate = metadata[RECOVERY_GATES[0]]
+    drift = metadata[RECOVERY_GATES[1]]
+    if gate.get("challenger_version") != candidate_challenger.version:
+        raise Failure(
+            f"the verdict is about v{gate.get('challenger_version')}, not this challenger"
+        )
+    outcome = promote_and_publish(
+        s,
+        challenger_version=candidate_challenger.version,
+        compared_champion=str(gate["champion_version"]),
+        candidate_version=candidate_features.version,
+        promoted_by=str(gate["promoted_by"]),
+        run_id=context.run.run_id,
+    )
+    context.log.info(
+        f"champion v{outcome.champion_before} -> v{outcome.champion_after}; published "
+        f"{outcome.published_before} -> {outcome.published_after}"
+    )
+    return MaterializeResult(
+        metadata={
+            "promoted": True,
+            "champion_before": str(outcome.champion_before),
+            "champion_after": outcome.champion_after,
+            "promoted_by": outcome.promoted_by,
+            "promoted_at": outcome.promoted_at or "none",
+            "published_before": outcome.published_before or "none",
+            "published_version": outcome.published_after,
+            "verdict": gate["verdict"],
+            "qini_diff": gate["qini_diff"],
+            "qini_diff_ci": gate["qini_diff_ci"],
+            "challenger_qini_ci": gate["challenger_qini_ci"],
+            "drift_share_vs_challenger_reference": drift["drift_share"],
+            "drift_share_vs_champion_reference": drift["drift_share_vs_champion_reference"],
+            "drift_threshold": drift["threshold"],
+        }
     )

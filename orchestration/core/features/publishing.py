@@ -8,6 +8,10 @@ the online store) at the last good version.
     features/
       versions/<version>/feat_*.parquet
       current -> versions/<version>
+
+A version staged by a run whose gates failed stays under ``versions/`` unpublished: the newest of
+them is the *candidate* (:func:`candidate_feature_version`), which the drift-recovery job
+retrains on and publishes only when its own gates pass.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class FeatureVersion:
         return self.path / f"{name}.parquet"
 
 
+DIGEST_CHARS = 12
+
+
 def _digest(files: list[Path]) -> str:
     sha = hashlib.sha256()
     for file in files:
@@ -60,7 +67,7 @@ def stage_feature_version(
         raise FileNotFoundError(
             f"feature tables not exported by dbt: {missing}; run `dbt build` for the feat_ models"
         )
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{_digest(sources)[:12]}"
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{_digest(sources)[:DIGEST_CHARS]}"
     target = Path(features_dir) / "versions" / version
     staging = target.with_name(f".{version}.tmp")
     staging.mkdir(parents=True, exist_ok=False)
@@ -92,6 +99,55 @@ def current_feature_version(features_dir: Path) -> FeatureVersion | None:
         return None
     target = link.resolve()
     return FeatureVersion(version=target.name, path=target) if target.is_dir() else None
+
+
+def staged_feature_versions(features_dir: Path) -> list[FeatureVersion]:
+    """Every version directory under ``versions/``, oldest first (ids sort by staging time)."""
+    root = Path(features_dir) / "versions"
+    if not root.is_dir():
+        return []
+    return [
+        FeatureVersion(version=p.name, path=p)
+        for p in sorted(root.iterdir(), key=lambda p: p.name)
+        if p.is_dir() and not p.name.startswith(".")
+    ]
+
+
+def candidate_feature_version(
+    features_dir: Path, version: str | None = None
+) -> FeatureVersion | None:
+    """The candidate: the newest staged version newer than the published one (``current``).
+
+    That is the version a run wrote and its gates refused (a drift block), or one staged since.
+    ``version`` names one explicitly; it must exist and not be the published one. None when
+    nothing was staged after the published version.
+    """
+    published = current_feature_version(features_dir)
+    staged = staged_feature_versions(features_dir)
+    if version is not None:
+        chosen = [v for v in staged if v.version == version]
+        if not chosen:
+            raise FileNotFoundError(f"feature version {version} is not staged under {features_dir}")
+        if published is not None and chosen[0].version == published.version:
+            raise ValueError(f"feature version {version} already is the published one")
+        return chosen[0]
+    newer = [v for v in staged if published is None or v.version > published.version]
+    return newer[-1] if newer else None
+
+
+def content_digest(version: str) -> str:
+    """The content part of a version id (``<UTC time>-<digest>``)."""
+    return version.rsplit("-", 1)[-1]
+
+
+def exports_digest(exports_dir: Path, tables: tuple[str, ...] = FEATURE_TABLES) -> str | None:
+    """The content digest a version staged now from ``exports_dir`` would carry (None when a
+    table is missing): equal to a version's :func:`content_digest` when the exports still hold
+    what that version was copied from."""
+    sources = [Path(exports_dir) / f"{t}.parquet" for t in tables]
+    if not all(s.exists() for s in sources):
+        return None
+    return _digest(sources)[:DIGEST_CHARS]
 
 
 def _prune(features_dir: Path, keep: set[str]) -> None:
