@@ -165,6 +165,17 @@ def test_registry_promotion_moves_the_alias_and_logs_the_comparison(mlflow_setti
     assert run.data.metrics["promotion_qini_diff"] == pytest.approx(decision.qini_diff)
     assert run.data.metrics["promotion_qini_diff_ci_low"] > 0
     assert run.data.tags["promotion_decision"] == "promoted"
+    from orchestration.core.observability.audit import AuditLog, audit_log_path
+
+    log = AuditLog(audit_log_path(mlflow_settings.data_dir))
+    entry = log.entries()[-1]
+    assert (entry.actor, entry.action, entry.subject) == (
+        PROMOTION_GATE,
+        "promote",
+        f"{mlflow_settings.model_name}@champion",
+    )
+    assert entry.details["to_version"] == str(second.version)
+    assert log.verify().ok
     print(
         f"\ncomparison: champion qini {decision.champion_qini:.4f}, challenger qini {decision.challenger_qini:.4f}, diff {decision.qini_diff:.4f} "
         f"95% CI [{decision.qini_diff_ci_low:.4f}, {decision.qini_diff_ci_high:.4f}] on {decision.holdout_rows} holdout rows"

@@ -224,7 +224,18 @@ def move_champion(
         client.set_model_version_tag(name, target, key, value)
     if alias_version(client, name, CHALLENGER) == target:
         client.delete_registered_model_alias(name, CHALLENGER)
+    _audit_promotion(settings, f"{name}@{CHAMPION}", promoted_by, tags, target)
     return PromotionOutcome(target, True, promoted_by, current, promoted_at)
+
+
+def _audit_promotion(
+    settings: Settings, subject: str, promoted_by: str, tags: dict[str, str], target: str
+) -> None:
+    """Every alias move (the gate's, an override's, a drift recovery's) lands in the audit log."""
+    from orchestration.core.observability.audit import PROMOTE, AuditLog, audit_log_path
+
+    details = {"to_version": target, **tags}
+    AuditLog(audit_log_path(settings.data_dir)).append(promoted_by, PROMOTE, subject, details)
 
 
 def apply_promotion(
