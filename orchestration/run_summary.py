@@ -134,7 +134,7 @@ def seed_metrics(summary: RunSummary) -> dict[str, float]:
         if check["check"] == "online_store_fresh" and "stale_share" in meta:
             metrics["online_stale_share"] = float(meta["stale_share"])
     sends = summary.metadata("campaign_sends")
-    attempted = sends.get("attempted", sends.get("newly_due"))
+    attempted = sends.get("attempted")
     if sends and attempted:
         metrics["send_delivery_rate"] = float(sends.get("delivered", 0)) / float(attempted)
     if sends:

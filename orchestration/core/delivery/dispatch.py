@@ -153,7 +153,10 @@ class DeliveryReport:
         out: dict[str, int | float | str] = {
             k: v
             for k, v in self.__dict__.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
+            if isinstance(v, int | float)
+            and not isinstance(v, bool)
+            # what was enqueued is the release's to report (campaign_release metadata)
+            and k not in ("requested", "newly_due", "already_in_ledger")
         }
         out["seconds"] = round(self.seconds, 3)
         out["stopped_by_kill_switch"] = str(self.stopped_by_kill_switch)
