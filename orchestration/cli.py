@@ -138,6 +138,14 @@ def run(
         float,
         typer.Option(help="Seconds to wait for another run of the same data directory to end."),
     ] = 0.0,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show the full event log live (it always goes to <data dir>/logs/run-<id>.log).",
+        ),
+    ] = False,
 ) -> None:
     """Materialize the whole asset graph (the campaign_pipeline job) and print a summary.
 
@@ -157,7 +165,7 @@ def run(
     try:
         # held before the run writes anything (run history, raw files) and until its summary
         with run_lock(Settings.from_env().data_dir, run_id=run_id, wait_seconds=lock_wait):
-            _run_pipeline(run_id, customers, seed, as_of, drift, summary_json)
+            _run_pipeline(run_id, customers, seed, as_of, drift, summary_json, verbose)
     except RunLockBusy as busy:
         _error(str(busy))
 
@@ -169,35 +177,44 @@ def _run_pipeline(
     as_of: str | None,
     drift: float,
     summary_json: Path | None,
+    verbose: bool = False,
 ) -> None:
-    """The body of `run`, under the data directory's run lock."""
+    """The body of `run`, under the data directory's run lock: one line per stage while it runs
+    (the full event log goes to a file; ``verbose`` shows it live too), then the summary."""
+    from orchestration.run_progress import run_display, run_log_path
+
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    console.print("[bold]loading definitions[/] (dagster, dbt manifest)...")
-    from dagster import DagsterInstance
-
-    from orchestration.definitions import defs
-
-    config: dict[str, object] = {"drift": drift}
-    if customers is not None:
-        config["customers"] = customers
-    if seed is not None:
-        config["seed"] = seed
-    if as_of is not None:
-        config["as_of"] = as_of
-    instance = DagsterInstance.get()
-    job = defs.resolve_job_def("campaign_pipeline")
-    console.print("[bold]running campaign_pipeline[/] ...")
-    result = job.execute_in_process(
-        instance=instance,
-        run_config={"ops": {"raw_data": {"config": config}}},
-        raise_on_error=False,
-        run_id=run_id,
+    log_path = run_log_path(Settings.from_env().data_dir, run_id)
+    console.print(
+        f"[bold]run {run_id[:8]}[/]: event log in {log_path} (--verbose shows it live)",
+        soft_wrap=True,
     )
+    config: dict[str, object] = {"drift": drift}
+    for key, value in (("customers", customers), ("seed", seed), ("as_of", as_of)):
+        if value is not None:
+            config[key] = value
+    with run_display(log_path, verbose=verbose, like=console) as display:
+        display.status("loading definitions (dagster, dbt manifest)")
+        from dagster import DagsterInstance
+
+        from orchestration.definitions import defs
+
+        instance = DagsterInstance.get()
+        job = defs.resolve_job_def("campaign_pipeline")
+        display.status("starting campaign_pipeline")
+        display.follow(instance, run_id)
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"raw_data": {"config": config}}},
+            raise_on_error=False,
+            run_id=run_id,
+        )
     elapsed = time.perf_counter() - started
     _record_metrics(instance, result.run_id)
     _evaluate_alerts(instance, result.run_id)
     _print_summary(instance, result.run_id, elapsed)
+    console.print(f"event log: {log_path}", soft_wrap=True)
     if summary_json is not None:
         _write_summary_json(instance, result.run_id, elapsed, summary_json)
     if not result.success:
@@ -634,12 +651,18 @@ def _print_summary(instance, run_id: str, elapsed: float | None) -> None:
                 f"  {name}: send {counts.get('decision_send', 0):,}, holdout "
                 f"{counts.get('decision_holdout', 0):,}, excluded {counts.get('decision_excluded', 0):,}"
             )
-    sends = result.metadata("campaign_sends")
+    sends, release = result.metadata("campaign_sends"), result.metadata("campaign_release")
+    if release:
+        console.print(
+            f"release: {release.get('messages', 0):,} messages released, "
+            f"{release.get('newly_due', 0):,} new in the ledger, "
+            f"{release.get('already_in_ledger', 0):,} already there today "
+            f"(digest {str(release.get('decisions_digest', ''))[:12]})"
+        )
     if sends:
         console.print(
-            f"sends: {sends.get('delivered', 0):,} delivered, {sends.get('newly_due', 0):,} new in "
-            f"ledger, {sends.get('already_in_ledger', 0):,} already sent today, "
-            f"{sends.get('failed', 0):,} failed"
+            f"sends: {sends.get('delivered', 0):,} delivered, {sends.get('deferred', 0):,} "
+            f"deferred, {sends.get('failed', 0):,} failed"
         )
     elif result.status != "SUCCESS":
         console.print("[bold red]sends: none[/] (the run stopped before the sends)")

@@ -94,10 +94,12 @@ def plot_lift(results: pd.DataFrame, path) -> None:
     ax = figure.add_subplot()
     for campaign, rows in results.groupby("campaign"):
         x = pd.to_datetime(rows["send_day"])
+        lift, low, high = (rows[c].to_numpy(float) for c in ("lift", "lift_ci_low", "lift_ci_high"))
         ax.errorbar(
             x,
-            rows["lift"],
-            yerr=[rows["lift"] - rows["lift_ci_low"], rows["lift_ci_high"] - rows["lift"]],
+            lift,
+            # arrays, not Series: matplotlib calls float() on one-row Series (pandas FutureWarning)
+            yerr=[lift - low, high - lift],
             fmt="o-",
             capsize=3,
             label=f"{campaign} (measured, 95% CI)",
