@@ -22,7 +22,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup run test test-all browser screenshot ui mlflow bench bench-online lint format dbt-build clean
+.PHONY: help setup run test test-all browser screenshot ui mlflow bench bench-online bench-api lint format dbt-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ bench: setup ## time the pipeline at 100k and 1M customers (per-stage seconds, p
 
 bench-online: setup ## the online store load, stock vs packed (100k), packed at 1M: seconds, peak RSS, file size
 	$(BIN)/python scripts/bench_online_store.py
+
+bench-api: setup ## decision API: p50/p99 at 1 client, throughput at 1/8/32 clients (needs a finished run)
+	$(BIN)/python scripts/bench_api.py
 
 lint: setup ## ruff, the import-layer contracts, sqlfluff (exits non-zero on any finding)
 	$(BIN)/lint-imports

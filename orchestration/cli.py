@@ -769,6 +769,117 @@ def audit_log(
         )
 
 
+token_app = typer.Typer(
+    help="Bearer tokens of the decision API (stored hashed; a token is shown once, at creation).",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+_TOKENS_FILE = typer.Option(
+    help="The token file; default <CAMPAIGN_DATA_DIR>/api/tokens.json.", show_default=False
+)
+
+
+def _token_store(tokens_file: Path | None):
+    from orchestration.api.tokens import TokenStore, tokens_path
+
+    return TokenStore(tokens_file or tokens_path(Settings.from_env()))
+
+
+@token_app.command("create")
+def token_create(
+    scope: Annotated[
+        list[str], typer.Option(help="A scope: decide, events or admin (repeat for more).")
+    ],
+    name: Annotated[str | None, typer.Option(help="A name to list and revoke it by.")] = None,
+    tokens_file: Annotated[Path | None, _TOKENS_FILE] = None,
+) -> None:
+    """Create a token and print it once (only its salted hash is stored)."""
+    from orchestration.api.tokens import TokenError
+
+    store = _token_store(tokens_file)
+    try:
+        record, token = store.create(scope, name)
+    except TokenError as exc:
+        _error(str(exc))
+    console.print(
+        f"token {escape(record.name)} (scopes: {', '.join(record.scopes)}) stored in"
+        f" {escape(str(store.path))}; it is shown only now:",
+        highlight=False,
+    )
+    print(token)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name (or id).")],
+    tokens_file: Annotated[Path | None, _TOKENS_FILE] = None,
+) -> None:
+    """Revoke a token: the API refuses it (401) from its next request."""
+    from orchestration.api.tokens import TokenError
+
+    try:
+        record = _token_store(tokens_file).revoke(name)
+    except TokenError as exc:
+        _error(str(exc))
+    console.print(f"token {escape(record.name)} revoked at {record.revoked_at}", highlight=False)
+
+
+@token_app.command("list")
+def token_list(tokens_file: Annotated[Path | None, _TOKENS_FILE] = None) -> None:
+    """The tokens: name, id, scopes, created, revoked (never a secret: none is stored)."""
+    store = _token_store(tokens_file)
+    records = store.records()
+    if not records:
+        console.print(f"no tokens in {store.path} (`campaign token create --scope decide`)")
+        return
+    table = Table(title=f"tokens in {store.path}")
+    for column in ("name", "id", "scopes", "created", "revoked"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(r.name, r.id, ", ".join(r.scopes), r.created_at, r.revoked_at or "-")
+    console.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    refresh_seconds: Annotated[
+        float, typer.Option(min=0.5, help="How often to check for a moved alias or release.")
+    ] = 10.0,
+    rate_limit: Annotated[
+        float, typer.Option(min=0.001, help="Requests per second per token (token bucket).")
+    ] = 200.0,
+    burst: Annotated[
+        float | None, typer.Option(min=1, help="Bucket size; default twice the rate.")
+    ] = None,
+    tokens_file: Annotated[Path | None, _TOKENS_FILE] = None,
+) -> None:
+    """Serve the real-time decision API (POST /v1/decisions, GET /v1/health). Decides; never
+    sends: messages reach the ledger only through a release."""
+    import uvicorn
+
+    from orchestration.api.app import create_app
+
+    settings = Settings.from_env()
+    console.print(
+        f"[bold]decision API[/] on http://{host}:{port} (data {settings.data_dir}); loading the"
+        " feature store, the models and the policy ...",
+        highlight=False,
+    )
+    application = create_app(
+        settings,
+        tokens_file=tokens_file,
+        rate_per_second=rate_limit,
+        burst=burst,
+        refresh_seconds=refresh_seconds,
+    )
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

@@ -13,7 +13,18 @@ from typer.testing import CliRunner
 
 from orchestration.cli import app
 
-COMMANDS = ["generate", "run", "runs", "checks", "explain", "dry-run", "release", "audit"]
+COMMANDS = [
+    "generate",
+    "run",
+    "runs",
+    "checks",
+    "explain",
+    "dry-run",
+    "serve",
+    "release",
+    "audit",
+    "token",
+]
 # Wide, plain output: rich wraps and colours to the terminal otherwise.
 ENV = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
 

@@ -1,0 +1,234 @@
+"""The real-time decision API (FastAPI): ``create_app(settings)``.
+
+**It decides; it never sends.** A send from here would be a path around the release door: a
+message reaches the send ledger only through the release of a run whose blocking checks passed
+(``core/delivery/releases.py``, ``SendLedger.claim_due``). Each answer is recorded in the
+decisions store (``<decisions>/api/decisions.db``, the batch schema plus ``decided_via = "api"``)
+and nothing is enqueued.
+
+The service holds in-process, loaded once at start-up: the Feast store (online reads), the model
+versions behind the campaigns' aliases (the champion; the challenger of a canary), the policy, the
+campaigns, the ledger's standing release and the raw customer data. A background thread checks
+every ``refresh_seconds`` whether any of them moved (alias versions, file stamps, the releases
+table) and swaps in a reloaded state; requests never wait for it.
+
+Endpoints:
+
+* ``POST /v1/decisions`` (scope ``decide``): ``{request_id, customer_id, campaign, context?}`` ->
+  the decision, its reason, the score (predicted uplift), propensity, model / policy / feature
+  versions, the feature timestamp, the release and the latency per stage. Idempotent by
+  ``request_id``: the same id gets the stored answer (``replayed: true``) and no second row; the
+  same id for another customer or campaign is 409. An unknown campaign is 404. Anything the
+  service cannot vouch for is decision ``no_send`` with a reason (``realtime`` module doc), never
+  an error page.
+* ``GET /v1/health`` (no token): loaded versions, whether they are released, the online store's
+  freshness on a sample of customers.
+* ``POST /v1/admin/refresh`` (scope ``admin``): reload now.
+
+Bearer tokens (``tokens.py``): missing or wrong is 401, without the scope 403; each token has a
+token bucket (``rate_per_second``, ``burst``): over it is 429 with ``Retry-After``.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the endpoints' annotations, and
+# the dependency aliases are local to create_app
+
+import asyncio
+import gc
+import logging
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from orchestration.api.batching import MicroBatcher
+from orchestration.api.tokens import TokenRecord, TokenStore, tokens_path
+from orchestration.core.decisioning.realtime import (
+    NO_SEND,
+    UNAVAILABLE,
+    DecisionRequest,
+    DecisionService,
+    RequestIdReused,
+    UnknownCampaign,
+    reason_text,
+)
+from orchestration.core.delivery.rate_limit import TokenBucket
+from orchestration.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DecisionBody(BaseModel):
+    request_id: str = Field(..., min_length=1, max_length=200)
+    customer_id: int
+    campaign: str = Field(..., min_length=1, max_length=100)
+    # accepted for the caller's own tracing; it does not change the decision and is not stored
+    context: dict[str, Any] | None = None
+
+
+class RequestBucket(TokenBucket):
+    """The gateway's token bucket, taken without waiting: 0.0 when a token was taken, else the
+    seconds until one is available."""
+
+    def try_take(self) -> float:
+        with self._lock:
+            self._refill()
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self.rate
+
+
+class RateLimits:
+    def __init__(self, rate_per_second: float, burst: float | None):
+        self.rate = rate_per_second
+        self.burst = burst if burst is not None else max(1.0, 2 * rate_per_second)
+        self._buckets: dict[str, RequestBucket] = {}
+        self._lock = threading.Lock()
+
+    def wait_for(self, token_id: str) -> float:
+        with self._lock:
+            bucket = self._buckets.get(token_id)
+            if bucket is None:
+                bucket = self._buckets[token_id] = RequestBucket(self.rate, self.burst)
+        return bucket.try_take()
+
+
+def _refresher(service: DecisionService, stop: threading.Event) -> None:
+    while not stop.wait(service.refresh_seconds):
+        try:
+            service.refresh()
+        except Exception:  # noqa: BLE001 - the old state keeps serving; the next check retries
+            log.exception("reloading the decision service's state failed")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    service: DecisionService | None = None,
+    tokens: TokenStore | None = None,
+    tokens_file: Path | None = None,
+    rate_per_second: float = 200.0,
+    burst: float | None = None,
+    refresh_seconds: float = 10.0,
+    max_batch: int = 64,
+) -> FastAPI:
+    """The decision API over ``settings``' data directory (see the module doc)."""
+    owned = service is None
+    service = service or DecisionService(settings, refresh_seconds=refresh_seconds)
+    tokens = tokens or TokenStore(tokens_file or tokens_path(settings))
+    limits = RateLimits(rate_per_second, burst)
+    batcher = MicroBatcher(service.decide, max_batch=max_batch)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Iterator[None]:
+        service.state  # noqa: B018 - load at start-up, not on the first request
+        gc.freeze()  # what start-up loaded stays out of the collector's way (no long pauses)
+        stop = threading.Event()
+        thread = threading.Thread(target=_refresher, args=(service, stop), daemon=True)
+        thread.start()
+        batcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            batcher.stop()
+            thread.join(timeout=5)
+            gc.unfreeze()
+            if owned:
+                service.close()
+
+    app = FastAPI(
+        title="Campaign decisions",
+        version="1",
+        description="Real-time decisions by the batch's policy engine. Decides; never sends.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.tokens = tokens
+
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> TokenRecord:
+        scheme, _, token = (authorization or "").partition(" ")
+        record = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if record is None:
+            raise HTTPException(
+                401,
+                "missing or invalid bearer token (Authorization: Bearer <token>; create one with"
+                " `campaign token create --scope decide`)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return record
+
+    def scoped(scope: str):
+        async def check(record: Annotated[TokenRecord, Depends(caller)]) -> TokenRecord:
+            if scope not in record.scopes:
+                raise HTTPException(
+                    403, f"token {record.name!r} lacks the {scope!r} scope (it has {record.scopes})"
+                )
+            wait = limits.wait_for(record.id)
+            if wait > 0:
+                raise HTTPException(
+                    429,
+                    f"rate limit of {limits.rate:g} requests/s (burst {limits.burst:g}) reached"
+                    f" for token {record.name!r}",
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+            return record
+
+        return check
+
+    can_decide = Annotated[TokenRecord, Depends(scoped("decide"))]
+    is_admin = Annotated[TokenRecord, Depends(scoped("admin"))]
+
+    @app.post("/v1/decisions")
+    async def decide(body: DecisionBody, _: can_decide) -> JSONResponse:
+        request = DecisionRequest(body.request_id, body.customer_id, body.campaign)
+        try:
+            stored = service.check(request)
+        except UnknownCampaign as exc:
+            raise HTTPException(404, str(exc)) from None
+        except RequestIdReused as exc:
+            raise HTTPException(409, str(exc)) from None
+        if stored is not None:
+            return JSONResponse(stored)
+        try:
+            return JSONResponse(await asyncio.wrap_future(batcher.enqueue(request)))
+        except Exception as exc:  # noqa: BLE001 - never an error page: a safe default
+            log.exception("decision %s failed", body.request_id)
+            return JSONResponse(_unavailable(body, f"{type(exc).__name__}: {exc}"))
+
+    @app.get("/v1/health")
+    def health() -> JSONResponse:
+        return JSONResponse(service.health())
+
+    @app.post("/v1/admin/refresh")
+    def refresh(_: is_admin) -> JSONResponse:
+        reloaded = service.refresh(force=True)
+        return JSONResponse({"reloaded": reloaded, **service.health()})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"error": f"{type(exc).__name__}: {exc}"[:300]}, status_code=500)
+
+    return app
+
+
+def _unavailable(body: DecisionBody, detail: str) -> dict[str, Any]:
+    return {
+        "request_id": body.request_id,
+        "customer_id": body.customer_id,
+        "campaign": body.campaign,
+        "decision": NO_SEND,
+        "reason": UNAVAILABLE,
+        "reason_text": reason_text(UNAVAILABLE),
+        "detail": detail[:300],
+        "score": None,
+        "propensity": 1.0,
+        "replayed": False,
+    }
