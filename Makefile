@@ -22,7 +22,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup run test test-all browser screenshot ui mlflow bench bench-online bench-api lint format dbt-build clean
+.PHONY: help setup run test test-all browser screenshot ui drift-ui mlflow bench bench-online bench-api lint format dbt-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ test-all: setup browser ## the test suite including slow tests
 
 ui: setup ## Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+drift-ui: setup ## Evidently UI on http://127.0.0.1:8001: drift share and per-column drift over runs
+	$(BIN)/evidently ui --workspace $(CAMPAIGN_DATA_DIR)/evidently --host 127.0.0.1 --port 8001
 
 mlflow: setup ## MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000

@@ -543,13 +543,11 @@ def release_revoke(
 
 
 def _record_metrics(instance, run_id: str) -> None:
-    """Every run, failed ones included, lands in the metrics table with its final status."""
-    from orchestration.core.observability.metrics_table import record_run_metrics
-    from orchestration.run_summary import seed_metrics, summarize_run
+    """Every run, failed ones included, lands in the metrics table with its final status (the
+    run_health_recorder sensors do the same for runs launched from the UI or the daemon)."""
+    from orchestration.defs.run_history import record_run_health
 
-    summary = summarize_run(instance, run_id)
-    path = Settings.from_env().data_dir / "metrics" / "metrics.db"
-    record_run_metrics(path, run_id, summary.status, seed_metrics(summary))
+    record_run_health(instance, run_id, Settings.from_env())
 
 
 def _evaluate_alerts(instance, run_id: str) -> None:

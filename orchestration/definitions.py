@@ -15,26 +15,31 @@ from orchestration.defs import (
     raw_data,
     reports,
     results,
+    run_history,
     targeting,
     warehouse,
 )
 from orchestration.resources import build_resources
 
 defs = Definitions(
-    assets=load_assets_from_modules(
-        [
-            raw_data,
-            warehouse,
-            features,
-            model,
-            targeting,
-            campaigns,
-            delivery,
-            observability,
-            results,
-            reports,
-        ]
-    ),
+    assets=[
+        *load_assets_from_modules(
+            [
+                raw_data,
+                warehouse,
+                features,
+                model,
+                targeting,
+                campaigns,
+                delivery,
+                observability,
+                results,
+                reports,
+            ]
+        ),
+        # an external asset: only the run_health_recorder sensors and `campaign run` report it
+        run_history.run_health_history,
+    ],
     asset_checks=[
         *raw_data.raw_freshness_checks,
         *raw_data.safety_table_checks,
@@ -60,6 +65,14 @@ defs = Definitions(
         *alerts.campaign_alerts_sensors([jobs.campaign_pipeline, delivery.dispatch_due_messages]),
         freshness_sensors.freshness_watch,
         model_sensors.retraining_sensor,
+        *run_history.run_health_recorders(
+            [
+                jobs.campaign_pipeline,
+                model_sensors.retrain_model,
+                model_sensors.retrain_on_candidate_features,
+                delivery.dispatch_due_messages,
+            ]
+        ),
     ],
     resources=build_resources(),
     # One process runs the steps in order: no 5-9 s subprocess start per step, and never two

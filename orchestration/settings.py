@@ -285,6 +285,11 @@ class Settings(_FromEnvironment):
         return self.data_dir / "reports"
 
     @property
+    def drift_workspace_dir(self) -> Path:
+        """The local Evidently workspace with every run's drift snapshot (``make drift-ui``)."""
+        return self.data_dir / "evidently"
+
+    @property
     def dagster_home(self) -> Path:
         return self.data_dir / "dagster_home"
 

@@ -114,12 +114,22 @@ def _drift_reference(settings, version: FeatureVersion) -> tuple[pd.DataFrame, s
 
 
 def _measure_drift(
-    s, version: FeatureVersion, reference: pd.DataFrame, reference_name: str, report_name: str
+    s,
+    version: FeatureVersion,
+    reference: pd.DataFrame,
+    reference_name: str,
+    report_name: str,
+    record_as: tuple[str, str] | None = None,
 ) -> tuple[bool, str, dict]:
     """Drift of ``version``'s newest snapshot against ``reference``: (passed, description,
-    metadata), the evidence both drift gates record."""
+    metadata), the evidence both drift gates record. ``record_as`` (run id, gate) also keeps the
+    snapshot in the Evidently workspace, whose dashboard plots drift over runs."""
     from orchestration.core.features.drift import drift_columns, measure_feature_drift
     from orchestration.core.features.tables import KEYS, read_feature_rows
+    from orchestration.core.observability.drift_workspace import (
+        record_drift_snapshot,
+        snapshot_labels,
+    )
 
     sample = s.thresholds.drift_sample_rows
     current = read_feature_rows(version.path, latest=True, sample_rows=sample, seed=1)
@@ -127,9 +137,20 @@ def _measure_drift(
         [c for c in current.columns if c not in KEYS and c in reference.columns]
     )
     report = s.reports_dir / "drift" / f"{report_name}.html"
+    tags, labels = snapshot_labels(*record_as) if record_as else ((), {})
     result = measure_feature_drift(
-        reference, current, columns, sample_rows=sample, report_path=report
+        reference,
+        current,
+        columns,
+        sample_rows=sample,
+        report_path=report,
+        snapshot_tags=tags,
+        snapshot_metadata=labels,
     )
+    if record_as is not None:
+        record_drift_snapshot(
+            s.drift_workspace_dir, result.snapshot, run_id=record_as[0], columns=columns
+        )
     threshold = s.thresholds.drift_share
     description = (
         f"drift share {result.drift_share:.2f} (threshold {threshold:.2f}); drifted: "
@@ -170,7 +191,12 @@ def drift_share_below_threshold(
     s = settings.get()
     reference, reference_name = _drift_reference(s, feature_snapshot)
     passed, description, metadata = _measure_drift(
-        s, feature_snapshot, reference, reference_name, feature_snapshot.version
+        s,
+        feature_snapshot,
+        reference,
+        reference_name,
+        feature_snapshot.version,
+        record_as=(context.run.run_id, "drift_share_below_threshold"),
     )
     return AssetCheckResult(
         passed=passed,

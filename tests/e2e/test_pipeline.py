@@ -81,6 +81,43 @@ def _assert_alerted(world, result, key: str, kind: str) -> None:
         keys.add("run:campaign_pipeline")
 
 
+def _assert_run_health_recorded_by_the_sensor(world, result, drift_share: float) -> None:
+    """A blocked run launched outside the CLI still reaches the metrics table, the UI's plot
+    (a run_health_history materialization) and the Evidently workspace's drift plot."""
+    from dagster import DagsterEventType, build_run_status_sensor_context
+
+    from orchestration.core.observability.drift_workspace import drift_series
+    from orchestration.core.observability.metrics_table import read_run_metrics
+    from orchestration.definitions import defs
+
+    instance, s = world["instance"], world["settings"]
+    run = instance.get_run_by_id(result.run_id)
+    (failure,) = instance.all_logs(result.run_id, of_type=DagsterEventType.RUN_FAILURE)
+    sensor = defs.resolve_sensor_def("run_health_recorder_on_failure")
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=failure.dagster_event,
+    )
+    sensor(context)
+    sensor(context)  # a second tick on the same run records nothing new
+    metrics = read_run_metrics(s.metrics_db).set_index("run_id")
+    assert metrics.loc[result.run_id, "run_status"] == "FAILURE"
+    assert metrics.loc[result.run_id, "feature_drift_share"] == pytest.approx(drift_share)
+    history = [
+        e
+        for e in instance.fetch_materializations(AssetKey("run_health_history"), limit=100).records
+        if e.asset_materialization.metadata["run_id"].value == result.run_id
+    ]
+    assert len(history) == 1
+    assert history[0].asset_materialization.metadata["feature_drift_share"].value == (
+        pytest.approx(drift_share)
+    )
+    shares = drift_series(s.drift_workspace_dir, "DriftedColumnsCount", {"value_type": "share"})
+    assert shares[-1] == pytest.approx(drift_share) and len(shares) >= 2
+
+
 def _ledger(settings: Settings) -> pd.DataFrame:
     with sqlite3.connect(settings.gateway_dir / "ledger.db") as con:
         return pd.read_sql_query("select * from deliveries", con)
@@ -313,6 +350,7 @@ def test_drifted_features_block_publish_and_sends(world):
     assert _outbox_count(s) == before
     _no_path_sends_the_blocked_run(world, result)
     _assert_alerted(world, result, "check:feature_snapshot/drift_share_below_threshold", "drift")
+    _assert_run_health_recorded_by_the_sensor(world, result, check.metadata["drift_share"].value)
 
 
 def test_stale_raw_data_stops_the_run_before_any_send(world):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -33,6 +34,8 @@ class DriftResult:
     report_path: Path | None = None
     # empty on both sides: not tested (nothing to compare), not counted in the share
     empty_columns: list[str] = field(default_factory=list)
+    # the evaluated Evidently report, for the drift workspace (drift_workspace.py)
+    snapshot: Any = field(default=None, repr=False, compare=False)
 
     def is_below(self, threshold: float) -> bool:
         return self.drift_share < threshold
@@ -64,12 +67,15 @@ def measure_feature_drift(
     sample_rows: int = 20_000,
     seed: int = 0,
     report_path: Path | None = None,
+    snapshot_tags: tuple[str, ...] = (),
+    snapshot_metadata: dict[str, str] | None = None,
 ) -> DriftResult:
     """Share of ``columns`` whose distribution moved, per Evidently's default column tests.
 
     Evidently picks a distance per column type (normed Wasserstein for numeric columns over 1000
     rows, Jensen-Shannon for categorical) with threshold 0.1; a column drifts when its distance
-    reaches the threshold. The HTML report is written to ``report_path`` when given.
+    reaches the threshold. The HTML report is written to ``report_path`` when given; the
+    evaluated report (``result.snapshot``) carries ``snapshot_tags`` and ``snapshot_metadata``.
     """
     from evidently import Report
     from evidently.presets import DataDriftPreset
@@ -91,7 +97,10 @@ def measure_feature_drift(
     if not tested:
         raise ValueError(f"no drift column has values on both sides: {columns}")
     snapshot = Report([DataDriftPreset(columns=tested)]).run(
-        current_data=cur[tested], reference_data=ref[tested]
+        current_data=cur[tested],
+        reference_data=ref[tested],
+        tags=list(snapshot_tags),
+        metadata=dict(snapshot_metadata or {}),
     )
     metrics = snapshot.dict()["metrics"]
     share = 0.0
@@ -127,4 +136,5 @@ def measure_feature_drift(
         columns=list(columns),
         report_path=report_path,
         empty_columns=empty,
+        snapshot=snapshot,
     )

@@ -40,6 +40,21 @@ def record_run_metrics(path: Path, run_id: str, status: str, metrics: dict[str, 
     return len(rows)
 
 
+def recorded_status(path: Path, run_id: str) -> str | None:
+    """The status ``run_id`` was last recorded with, or None when it was never recorded."""
+    if not Path(path).exists():
+        return None
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        con.executescript(SCHEMA)
+        row = con.execute(
+            "select run_status from run_metrics where run_id = ? limit 1", (run_id,)
+        ).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
 def read_run_metrics(path: Path) -> pd.DataFrame:
     """All recorded metrics, one row per run and one column per metric (oldest run first)."""
     if not Path(path).exists():
