@@ -19,6 +19,9 @@ class StageSummary:
     step: str
     seconds: float | None
     status: str
+    # epoch seconds of the step's start and end events (the run trace's span times)
+    started_at: float | None = None
+    ended_at: float | None = None
 
 
 @dataclass
@@ -72,6 +75,8 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
                     step=step,
                     seconds=record.timestamp - began if began else None,
                     status=event.event_type.value.replace("STEP_", "").lower(),
+                    started_at=began,
+                    ended_at=record.timestamp,
                 )
             )
         elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:

@@ -196,6 +196,10 @@ class Settings(_FromEnvironment):
     # How often the freshness sensor checks raw and online freshness without a run, in minutes
     # (CAMPAIGN_FRESHNESS_SENSOR_MINUTES; read when the definitions load).
     freshness_sensor_minutes: int = Field(15, ge=1)
+    # Run traces (orchestration.core.observability.tracing): file (default, <data>/traces),
+    # otlp (to trace_otlp_endpoint, e.g. http://127.0.0.1:4318/v1/traces) or none.
+    trace_exporter: Literal["file", "otlp", "none"] = "file"
+    trace_otlp_endpoint: str | None = None
     # CAMPAIGN_ALERT_* as read when the settings were built (see alert_env).
     _alert_env: dict[str, str] = PrivateAttr(
         default_factory=lambda: {
@@ -283,6 +287,11 @@ class Settings(_FromEnvironment):
     @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
+
+    @property
+    def traces_file(self) -> Path:
+        """Where the file trace exporter appends spans (one OTLP-shaped JSON span per line)."""
+        return self.data_dir / "traces" / "spans.jsonl"
 
     @property
     def drift_workspace_dir(self) -> Path:

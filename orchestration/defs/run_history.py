@@ -8,7 +8,9 @@ freshness lag, compliance, delivery) are
 
 - upserted into the metrics table (``<data>/metrics/metrics.db``) with the run's final status;
 - reported as a runless materialization of the ``run_health_history`` asset, whose numeric
-  metadata the Dagster UI plots over runs (Assets > run_health_history > Plots).
+  metadata the Dagster UI plots over runs (Assets > run_health_history > Plots);
+- exported as the run's OpenTelemetry trace (trace id = run id; a span per stage with its real
+  times and rows; orchestration.core.observability.tracing).
 
 ``campaign run`` records its own run the same way when it ends (the daemon may not be running);
 a run recorded twice gives one row and one materialization.
@@ -62,14 +64,46 @@ def record_run_health(instance: DagsterInstance, run_id: str, settings: Settings
     record_run_metrics(settings.metrics_db, run_id, summary.status, metrics)
     run = instance.get_run_by_id(run_id)
     job = run.job_name if run else "unknown job"
+    trace_id = _export_trace(settings, summary, job)
+    metrics_metadata = {"trace_id": trace_id} if trace_id else {}
     instance.report_runless_asset_event(
         AssetMaterialization(
             asset_key=RUN_HEALTH_HISTORY,
             description=f"{job} run {run_id[:8]}: {summary.status}",
-            metadata={**metrics, "run_id": run_id, "run_status": summary.status},
+            metadata={
+                **metrics,
+                **metrics_metadata,
+                "run_id": run_id,
+                "run_status": summary.status,
+            },
         )
     )
     return True
+
+
+def _export_trace(settings: Settings, summary, job: str) -> str | None:
+    from datetime import UTC, datetime
+
+    from orchestration.core.observability.tracing import StageSpan, TraceSettings, export_run_trace
+    from orchestration.run_summary import row_count
+
+    stages = [
+        StageSpan(
+            name=stage.step,
+            started_at=datetime.fromtimestamp(stage.started_at, UTC),
+            ended_at=datetime.fromtimestamp(stage.ended_at, UTC),
+            status=stage.status,
+            rows=row_count(summary.metadata(stage.step)),
+        )
+        for stage in summary.stages
+        if stage.started_at is not None and stage.ended_at is not None
+    ]
+    target = TraceSettings(
+        exporter=settings.trace_exporter,
+        file=settings.traces_file,
+        otlp_endpoint=settings.trace_otlp_endpoint,
+    )
+    return export_run_trace(target, summary.run_id, job, summary.status, stages)
 
 
 def _recorder(status: DagsterRunStatus, jobs: Sequence):

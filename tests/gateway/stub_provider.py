@@ -48,6 +48,9 @@ class StubProvider:
         self.addresses: dict[str, str] = {}
         self.requests = 0
         self.batch_keys: list[str] = []
+        # W3C traceparent of each batch request, and of each accepted message (its body field)
+        self.traceparents: list[str] = []
+        self.message_traceparents: dict[str, str] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._server: ThreadingHTTPServer | None = None
@@ -121,6 +124,7 @@ class StubProvider:
         with self._lock:
             self.requests += 1
             self.batch_keys.append(handler.headers.get("Idempotency-Key", ""))
+            self.traceparents.append(handler.headers.get("traceparent", ""))
             roll = self._rng.random()
             scripted = f.script.pop(0) if f.script else None
         if scripted is not None:
@@ -154,6 +158,7 @@ class StubProvider:
                     continue
                 self.accepted[key] += 1
                 self.addresses[key] = m["to"]
+                self.message_traceparents[key] = m.get("traceparent", "")
                 results.append({"idempotency_key": key, "status": "accepted", "id": f"stub:{key}"})
         if roll == -2.0 or (
             scripted is None and roll < f.error_rate + f.throttle_rate + f.accept_then_timeout_rate

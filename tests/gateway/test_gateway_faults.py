@@ -90,6 +90,19 @@ def test_the_http_provider_sends_auth_and_an_idempotency_key(tmp_path, stub):
     assert stub.addresses[idempotency_key("c1", 7, "email", SEND_DATE)] == "u7@example.com"
 
 
+def test_each_batch_and_message_carries_the_releasing_runs_traceparent(tmp_path, stub):
+    from orchestration.core.observability.tracing import parse_traceparent, trace_id_for_run
+
+    run_id = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+    write_raw(tmp_path / "raw", 30)
+    gateway = _gateway(tmp_path, stub, FakeClock())
+    release_and_dispatch(gateway, recipients(range(1, 31)), SEND_DATE, run_id)
+    trace_id = trace_id_for_run(run_id)
+    assert [parse_traceparent(h)[0] for h in stub.traceparents] == [trace_id, trace_id]
+    assert {parse_traceparent(h)[0] for h in stub.message_traceparents.values()} == {trace_id}
+    assert set(gateway.ledger.frame()["trace_id"]) == {trace_id}
+
+
 def test_with_30_percent_faults_every_message_arrives_exactly_once(tmp_path, stub):
     write_raw(tmp_path / "raw", 1000)
     stub.faults.error_rate = 0.10

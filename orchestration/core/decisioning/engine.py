@@ -43,6 +43,7 @@ import pandas as pd
 from orchestration.core.common.hashing import in_share
 from orchestration.core.decisioning.campaigns import Campaign
 from orchestration.core.decisioning.policy import Policy, VersionedPolicy
+from orchestration.core.observability.tracing import trace_id_for_run
 
 # Decisions (codes are positions in this tuple)
 DECISIONS = ("send", "deferred", "holdout", "control", "excluded")
@@ -145,6 +146,7 @@ class PolicyDecisions:
         self, run_id: str, feature_timestamp: datetime | None, dry_run: bool = False
     ) -> pd.DataFrame:
         frames = []
+        trace_id = trace_id_for_run(run_id)  # the run's trace (core/observability/tracing.py)
         for c in self.campaigns:
             s = self.scores.get(c.campaign.name)
             n = len(self.customer_ids)
@@ -152,6 +154,7 @@ class PolicyDecisions:
                 pd.DataFrame(
                     {
                         "run_id": run_id,
+                        "trace_id": trace_id,
                         "campaign": c.campaign.name,
                         "channel": c.campaign.channel,
                         "customer_id": self.customer_ids,

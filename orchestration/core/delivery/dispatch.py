@@ -373,6 +373,7 @@ class Gateway:
                 addresses[m.customer_id],
                 template=m.campaign,
                 recipient_ref=recipient_ref(m.customer_id),
+                trace_id=m.trace_id,
             )
             for m in messages
             if m.customer_id in addresses

@@ -3,9 +3,9 @@
 The wire format (what a real ESP/SMS adapter or the test stub implements):
 
 ``POST {url}/messages`` with ``Authorization: Bearer <token>`` (token read from an environment
-variable, never from a file in the repository) and ``Idempotency-Key: <key of the batch>``; the
-body is ``{"messages": [{"idempotency_key", "campaign", "channel", "to", "template",
-"recipient_ref"}]}``. Each message carries its own idempotency key, which the provider uses to
+variable, never from a file in the repository), ``Idempotency-Key: <key of the batch>`` and a W3C
+``traceparent`` (the trace of the run that enqueued the batch); the body is ``{"messages":
+[{"idempotency_key", "campaign", "channel", "to", "template", "recipient_ref", "traceparent"}]}``. Each message carries its own idempotency key, which the provider uses to
 deduplicate. The answer is ``{"results": [{"idempotency_key", "status": "accepted" | "duplicate" |
 "rejected", "id", "error"}]}``.
 
@@ -25,6 +25,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from orchestration.core.delivery.providers import OutgoingMessage, ProviderError, ProviderResult
+from orchestration.core.observability.tracing import traceparent
 from orchestration.settings import secret
 
 
@@ -44,6 +45,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def _batch_headers(messages: list[OutgoingMessage]) -> dict[str, str]:
+    """Idempotency-Key, and the W3C traceparent of the run that enqueued the batch's first
+    message (each message also carries its own traceparent in the body)."""
+    headers = {"Idempotency-Key": batch_key(messages)}
+    traced = next((m.trace_id for m in messages if m.trace_id), None)
+    if traced:
+        headers["traceparent"] = traceparent(traced)
+    return headers
 
 
 def batch_key(messages: list[OutgoingMessage]) -> str:
@@ -134,11 +145,12 @@ class HttpProvider:
                         "to": m.address,
                         "template": m.template,
                         "recipient_ref": m.recipient_ref,
+                        **({"traceparent": traceparent(m.trace_id)} if m.trace_id else {}),
                     }
                     for m in messages
                 ]
             },
-            headers={"Idempotency-Key": batch_key(messages)},
+            headers=_batch_headers(messages),
         )
         answered = {r.get("idempotency_key"): r for r in body.get("results", [])}
         results = []

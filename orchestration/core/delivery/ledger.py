@@ -30,6 +30,7 @@ import pandas as pd
 from orchestration.core.common.sqlite_tx import immediate_transaction
 from orchestration.core.delivery.releases import Release
 from orchestration.core.observability.audit import RELEASE, REVOKE, AuditLog
+from orchestration.core.observability.tracing import trace_id_for_run
 
 DUE = "due"
 DELIVERED = "delivered"
@@ -45,6 +46,8 @@ create table if not exists deliveries (
     channel text not null,
     send_date text not null,
     run_id text not null,
+    -- the enqueuing run's trace (core/observability/tracing.py), sent to providers as traceparent
+    trace_id text,
     status text not null check (status in ('due', 'delivered', 'failed', 'cancelled')),
     provider text,
     provider_message_id text,
@@ -145,6 +148,8 @@ class DueMessage:
     send_date: str
     # Set when an earlier attempt handed it to a provider without recording the outcome.
     dispatched_at: str | None = None
+    # The enqueuing run's trace id (None for rows written before tracing).
+    trace_id: str | None = None
 
 
 class SendLedger:
@@ -165,6 +170,8 @@ class SendLedger:
             columns = {row[1] for row in con.execute("pragma table_info(deliveries)")}
             if columns and "dispatched_at" not in columns:
                 self._migrate(con)
+            elif columns and "trace_id" not in columns:
+                con.execute("alter table deliveries add column trace_id text")
             con.executescript(SCHEMA)
 
     @staticmethod
@@ -306,6 +313,7 @@ class SendLedger:
             ]
         else:
             not_before = [None] * len(messages)
+        trace_id = trace_id_for_run(run_id)
         rows = [
             (
                 idempotency_key(c, cid, ch, send_date),
@@ -314,6 +322,7 @@ class SendLedger:
                 ch,
                 send_date,
                 run_id,
+                trace_id,
                 DUE,
                 nb,
                 now,
@@ -328,8 +337,8 @@ class SendLedger:
         before = con.total_changes
         con.executemany(
             "insert or ignore into deliveries (idempotency_key, campaign, customer_id, channel,"
-            " send_date, run_id, status, not_before, created_at, updated_at)"
-            " values (?,?,?,?,?,?,?,?,?,?)",
+            " send_date, run_id, trace_id, status, not_before, created_at, updated_at)"
+            " values (?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         return con.total_changes - before
@@ -384,7 +393,7 @@ class SendLedger:
                       and (claimed_at is null or claimed_at < ?) {campaign_filter}
                     order by created_at, idempotency_key limit ?)
                 returning idempotency_key, campaign, customer_id, channel, send_date,
-                          dispatched_at
+                          dispatched_at, trace_id
                 """,
                 params,
             ).fetchall()

@@ -25,6 +25,8 @@ class OutgoingMessage:
     template: str
     # Keyed hash of the customer id: what a provider may store and echo back.
     recipient_ref: str = ""
+    # The trace of the run that enqueued it (W3C trace id, 32 hex digits), when known.
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,195 @@
+"""Tracing with OpenTelemetry: one trace per pipeline run, its id on every row the run writes.
+
+The trace id of a run is its Dagster run id (a UUID: 128 bits, exactly a W3C trace id), so every
+part of the system derives it without passing it around: the decisions of the run carry it in
+``trace_id``, the ledger rows it enqueued too, and the HTTP provider receives it in a W3C
+``traceparent`` header on each batch (and per message in the body). When a run ends, its trace is
+exported with a root span for the run and a span per stage (Dagster step) carrying the stage's
+real start and end times, status and row count.
+
+Exporters (``CAMPAIGN_TRACE_EXPORTER``): ``file`` (default; OTLP-shaped JSON, one span per line,
+``<data>/traces/spans.jsonl``), ``otlp`` (OTLP over HTTP to ``CAMPAIGN_TRACE_OTLP_ENDPOINT``,
+e.g. a local collector or Jaeger), ``none``. Plain Python: no dagster import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SERVICE_NAME = "campaign-orchestration"
+EXPORTERS = ("file", "otlp", "none")
+
+
+def trace_id_for_run(run_id: str) -> str:
+    """The 32-hex-digit trace id of a run: its UUID's digits (a hash for any other run id)."""
+    try:
+        return uuid.UUID(str(run_id)).hex
+    except ValueError:
+        return hashlib.sha256(str(run_id).encode()).hexdigest()[:32]
+
+
+def root_span_id(trace_id: str) -> str:
+    """The run's root span id (16 hex digits), derived from the trace id, never zero."""
+    digest = hashlib.sha256(f"root:{trace_id}".encode()).hexdigest()[:16]
+    return digest if int(digest, 16) else "0000000000000001"
+
+
+def traceparent(trace_id: str, span_id: str | None = None) -> str:
+    """A W3C ``traceparent`` header value (version 00, sampled)."""
+    return f"00-{trace_id}-{span_id or root_span_id(trace_id)}-01"
+
+
+def parse_traceparent(header: str) -> tuple[str, str]:
+    """(trace id, parent span id) of a ``traceparent`` header; ValueError when malformed."""
+    parts = header.strip().split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        raise ValueError(f"not a W3C traceparent header: {header!r}")
+    int(parts[1], 16), int(parts[2], 16)
+    return parts[1], parts[2]
+
+
+@dataclass(frozen=True)
+class StageSpan:
+    """One stage of a run as a span: name, real start and end, outcome and rows (if counted)."""
+
+    name: str
+    started_at: datetime
+    ended_at: datetime
+    status: str
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    exporter: str = "file"
+    file: Path | None = None
+    otlp_endpoint: str | None = None
+
+
+def _fixed_ids(trace_id: str) -> Any:
+    """An OpenTelemetry IdGenerator that hands out the run's ids: the root span first."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class FixedIds(RandomIdGenerator):
+        def __init__(self) -> None:
+            self._trace_id = int(trace_id, 16)
+            self._first = int(root_span_id(trace_id), 16)
+            self._handed_root = False
+
+        def is_trace_id_random(self) -> bool:
+            return False
+
+        def generate_trace_id(self) -> int:
+            return self._trace_id
+
+        def generate_span_id(self) -> int:
+            if not self._handed_root:
+                self._handed_root = True
+                return self._first
+            return super().generate_span_id()
+
+    return FixedIds()
+
+
+def _exporter(settings: TraceSettings) -> tuple[Any, Any]:
+    """(span exporter, file handle to close or None) for the configured exporter."""
+    if settings.exporter == "otlp":
+        if not settings.otlp_endpoint:
+            raise ValueError(
+                "CAMPAIGN_TRACE_EXPORTER=otlp needs CAMPAIGN_TRACE_OTLP_ENDPOINT "
+                "(e.g. http://127.0.0.1:4318/v1/traces)"
+            )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=settings.otlp_endpoint), None
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    if settings.file is None:
+        raise ValueError("the file trace exporter needs a file path")
+    settings.file.parent.mkdir(parents=True, exist_ok=True)
+    handle = settings.file.open("a", encoding="utf-8")
+    exporter = ConsoleSpanExporter(
+        service_name=SERVICE_NAME,
+        out=handle,
+        formatter=lambda span: json.dumps(json.loads(span.to_json()), sort_keys=True) + "\n",
+    )
+    return exporter, handle
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1e9)
+
+
+def export_run_trace(
+    settings: TraceSettings,
+    run_id: str,
+    job: str,
+    status: str,
+    stages: Iterable[StageSpan],
+) -> str | None:
+    """Export one run's trace (root span + a span per stage); returns the trace id, or None when
+    tracing is off or the run has no timed stage."""
+    if settings.exporter == "none":
+        return None
+    if settings.exporter not in EXPORTERS:
+        raise ValueError(f"CAMPAIGN_TRACE_EXPORTER must be one of {EXPORTERS}")
+    stages = sorted(stages, key=lambda s: s.started_at)
+    if not stages:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    trace_id = trace_id_for_run(run_id)
+    exporter, handle = _exporter(settings)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": SERVICE_NAME}), id_generator=_fixed_ids(trace_id)
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("orchestration.pipeline")
+    try:
+        root = tracer.start_span(
+            f"run {job}",
+            start_time=_ns(stages[0].started_at),
+            attributes={"dagster.run_id": run_id, "dagster.job": job, "run.status": status},
+        )
+        parent = trace.set_span_in_context(root)
+        for stage in stages:
+            attributes: dict[str, Any] = {"stage.status": stage.status}
+            if stage.rows is not None:
+                attributes["stage.rows"] = stage.rows
+            span = tracer.start_span(
+                stage.name, context=parent, start_time=_ns(stage.started_at), attributes=attributes
+            )
+            if stage.status == "failure":
+                span.set_status(Status(StatusCode.ERROR))
+            span.end(end_time=_ns(stage.ended_at))
+        if status != "SUCCESS":
+            root.set_status(Status(StatusCode.ERROR, f"run {status.lower()}"))
+        root.end(end_time=_ns(max(s.ended_at for s in stages)))
+    finally:
+        provider.shutdown()
+        if handle is not None:
+            handle.close()
+    return trace_id
+
+
+def read_trace(path: Path, trace_id: str) -> Iterator[dict]:
+    """The spans of ``trace_id`` in a file written by the file exporter."""
+    if not Path(path).exists():
+        return
+    wanted = f"0x{trace_id}"
+    with Path(path).open(encoding="utf-8") as lines:
+        for line in lines:
+            span = json.loads(line)
+            if span.get("context", {}).get("trace_id") == wanted:
+                yield span
