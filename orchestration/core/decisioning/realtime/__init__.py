@@ -5,12 +5,18 @@ Plain Python (no dagster, no web framework): ``orchestration/api`` is the HTTP s
 One module per part: ``customer_records`` (raw candidates), ``ledger_reader`` (the ledger, the
 standing release, its cut-offs), ``online_scoring`` (Feast online reads, scorers),
 ``customer_decisions`` (the engine per customer), ``serving_state`` (what is loaded and when),
-``decision_store`` (the API's decisions), ``service`` (the ``DecisionService``).
+``decision_store`` (the API's decisions), ``service`` (the ``DecisionService``); for triggered
+campaigns ``event_store`` (events by id), ``session_features`` (the Feast push source) and
+``triggers`` (an event decided and its sends enqueued under the standing release).
 
-**The API decides; it never sends.** Sending from here would be a path around the release door
-(``core/delivery/releases.py``): a message reaches the ledger only through a release of a run
-whose blocking checks passed. A real-time decision is recorded in the decisions store (the batch
-schema plus ``decided_via = "api"``) and answered; nothing is enqueued.
+**A decision request never sends.** Sending from ``/v1/decisions`` would be a path around the
+release door (``core/delivery/releases.py``): a message reaches the ledger only through a release
+of a run whose blocking checks passed. A real-time decision is recorded in the decisions store
+(the batch schema plus ``decided_via = "api"``) and answered; nothing is enqueued. The one path
+that enqueues is a triggered campaign's event (``triggers``), and only as due rows *of the
+standing release* it was decided under, re-read in the ledger's own transaction: revoking that
+release cancels them with the rest, and the gateway's dispatch re-checks consent, suppression and
+the kill switch.
 
 What one decision is built from, as of its decision time ``decided_at``:
 
@@ -82,10 +88,12 @@ from orchestration.core.decisioning.realtime.reasons import (
     API_RUN_ID,
     CAMPAIGN_DISABLED,
     DECIDED_VIA,
+    EVENT_TRIGGERED,
     NO_SEND,
     NOT_RELEASED,
     SAFE_REASON_TEXT,
     STALE_FEATURES,
+    TRIGGER_NOT_MET,
     UNAVAILABLE,
     UNKNOWN_CUSTOMER,
     reason_text,
@@ -108,10 +116,12 @@ __all__ = [
     "CAMPAIGN_DISABLED",
     "DECIDED_VIA",
     "DECISIONS",
+    "EVENT_TRIGGERED",
     "NOT_RELEASED",
     "NO_SEND",
     "SAFE_REASON_TEXT",
     "STALE_FEATURES",
+    "TRIGGER_NOT_MET",
     "UNAVAILABLE",
     "UNKNOWN_CUSTOMER",
     "ApiDecisionStore",

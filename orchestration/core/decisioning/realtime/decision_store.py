@@ -38,7 +38,8 @@ create table if not exists api_decisions (
     propensity real,
     feature_version text,
     release_run_id text,
-    answer text not null
+    answer text not null,
+    trigger_event text
 );
 create index if not exists api_decisions_customer on api_decisions (customer_id, decided_on);
 """
@@ -67,6 +68,7 @@ STORE_COLUMNS = (
     "feature_version",
     "release_run_id",
     "answer",
+    "trigger_event",
 )
 
 
@@ -91,6 +93,9 @@ class ApiDecisionStore:
         self._con.execute("pragma journal_mode=wal")
         self._con.execute("pragma synchronous=normal")
         self._con.executescript(STORE_SCHEMA)
+        columns = {row[1] for row in self._con.execute("pragma table_info(api_decisions)")}
+        if "trigger_event" not in columns:  # a store written before triggered campaigns
+            self._con.execute("alter table api_decisions add column trigger_event text")
         self._lock = threading.Lock()
 
     def get(self, request_id: str) -> tuple[str, dict[str, Any]] | None:

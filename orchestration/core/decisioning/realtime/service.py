@@ -6,7 +6,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -30,9 +30,11 @@ from orchestration.core.decisioning.realtime.reasons import (
     API_RUN_ID,
     CAMPAIGN_DISABLED,
     DECIDED_VIA,
+    EVENT_TRIGGERED,
     NO_SEND,
     NOT_RELEASED,
     STALE_FEATURES,
+    TRIGGER_NOT_MET,
     UNAVAILABLE,
     UNKNOWN_CUSTOMER,
     reason_text,
@@ -187,11 +189,14 @@ class DecisionService:
         contact_history: pd.DataFrame | None = None,
         sent_today: Mapping[str, int] | None = None,
         state: ServingState | None = None,
+        triggered: Collection[str] | None = None,
     ) -> Evaluated:
         """Decide these customers for every campaign whose release stands, without recording.
 
         ``decided_at`` defaults to the clock; ``contact_history`` / ``sent_today`` default to the
-        ledger's rows of these customers (a replay passes what the batch saw)."""
+        ledger's rows of these customers (a replay passes what the batch saw). Campaigns with a
+        ``trigger`` are left out, as in the batch, unless named in ``triggered`` (an event's
+        campaigns, which then compete only with each other)."""
         state = state or self.state
         started = time.perf_counter()
         decided_at = utc(decided_at or self.clock()).to_pydatetime()
@@ -210,7 +215,9 @@ class DecisionService:
             scored = features if usable.all() else features[usable]
             scores = score_frame(scored, state.features.columns, state.scorers.values())
             t_score = time.perf_counter()
-            rows = self._decide(state, ids[usable], scores, decided_at, contact_history, sent_today)
+            rows = self._decide(
+                state, ids[usable], scores, decided_at, contact_history, sent_today, triggered
+            )
         finished = time.perf_counter()
         stamps = (
             dict(zip(ids.tolist(), features["feature_timestamp"], strict=True))
@@ -229,7 +236,9 @@ class DecisionService:
             },
         )
 
-    def _decide(self, state, ids, scores, decided_at, history, sent_today) -> pd.DataFrame:
+    def _decide(
+        self, state, ids, scores, decided_at, history, sent_today, triggered=None
+    ) -> pd.DataFrame:
         policy = state.policy
         assert policy is not None and state.customers is not None
         if history is None:
@@ -240,7 +249,9 @@ class DecisionService:
         released = [
             c
             for c in sorted(state.campaigns.values(), key=lambda c: c.name)
-            if c.enabled and not state.campaign_not_released(c.name)
+            if c.enabled
+            and not state.campaign_not_released(c.name)
+            and (c.name in triggered if triggered is not None else not c.is_triggered)
         ]
         candidates = state.customers.candidates(ids, decided_at)
         return decide_customers(
@@ -275,7 +286,7 @@ class DecisionService:
                 error = None
             except Exception as exc:  # noqa: BLE001 - never an error page: a safe default
                 evaluated, error = None, f"{type(exc).__name__}: {exc}"[:300]
-            built = [self._answer(state, r, evaluated, error) for r in fresh]
+            built = [self.build_answer(state, r, evaluated, error) for r in fresh]
             stored = self.store.put_many([row for _, row in built])
             for request, (answer, _) in zip(fresh, built, strict=True):
                 kept = stored.get(request.request_id, answer)
@@ -301,19 +312,26 @@ class DecisionService:
             )
         return None
 
-    def _answer(
+    def build_answer(
         self,
         state: ServingState,
         request: DecisionRequest,
         evaluated: Evaluated | None,
         error: str | None,
+        event: str | None = None,
+        not_fired: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The answer and the decisions-store row of one request. ``event``: decided on that
+        customer event (a triggered campaign); ``not_fired``: why its trigger's condition did not
+        hold (the answer is then ``no_send`` / ``trigger_condition_not_met``)."""
         campaign = state.campaigns.get(request.campaign)
         if campaign is None:  # its file went away between the check and the decision
             evaluated, error = None, f"campaign {request.campaign!r} is no longer defined"
             campaign = Campaign(name=request.campaign, channel="email", max_sends=1, enabled=False)
         decided_at = evaluated.decided_at if evaluated else utc(self.clock()).to_pydatetime()
-        reason, detail, row = self._outcome(state, campaign, request.customer_id, evaluated, error)
+        reason, detail, row = self._outcome(
+            state, campaign, request.customer_id, evaluated, error, event, not_fired
+        )
         decision = row["decision"] if row is not None else NO_SEND
         scorer = state.scorer_for(campaign)
         stamp = None
@@ -353,7 +371,7 @@ class DecisionService:
             "replayed": False,
             "latency_ms": {k: round(v, 3) for k, v in latency.items()},
         }
-        return answer, self._row(request, answer, row)
+        return answer, {**self._row(request, answer, row), "trigger_event": event}
 
     @staticmethod
     def _propensity(state: ServingState, campaign: Campaign, scored_by: str | None) -> float:
@@ -364,7 +382,7 @@ class DecisionService:
         return float(share) if scored_by == CHALLENGER else float(1 - share)
 
     @staticmethod
-    def _outcome(state, campaign, customer_id, evaluated, error):
+    def _outcome(state, campaign, customer_id, evaluated, error, event=None, not_fired=None):
         """(reason, detail, engine row or None for a safe default)."""
         if error is not None:
             return UNAVAILABLE, error, None
@@ -372,11 +390,15 @@ class DecisionService:
             return UNAVAILABLE, "; ".join(state.problems), None
         if not campaign.enabled:
             return CAMPAIGN_DISABLED, "", None
+        if campaign.is_triggered and event is None:
+            return EVENT_TRIGGERED, f"send its event {campaign.trigger.event!r} to /v1/events", None
         problems = state.campaign_not_released(campaign.name)
         if state.scorer_for(campaign) is None:
             return UNAVAILABLE, f"no model loaded for campaign {campaign.name}", None
         if problems:
             return NOT_RELEASED, "; ".join(problems), None
+        if not_fired is not None:
+            return TRIGGER_NOT_MET, not_fired, None
         assert evaluated is not None
         if customer_id in evaluated.safe:
             return evaluated.safe[customer_id], "", None
