@@ -61,6 +61,7 @@ class EventStore:
             self.path, timeout=30, isolation_level=None, check_same_thread=False
         )
         self._con.execute("pragma journal_mode=wal")
+        self._con.execute("pragma synchronous=normal")  # as the decisions store
         self._con.execute("pragma busy_timeout=30000")
         self._con.executescript(SCHEMA)
         self._lock = threading.Lock()
