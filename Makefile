@@ -76,6 +76,7 @@ bench-online: setup ## the online store load, stock vs packed (100k), packed at 
 
 bench-api: setup ## decision API: p50/p99 at 1 client, throughput at 1/8/32 clients (needs a finished run)
 	$(BIN)/python scripts/bench_api.py
+	$(BIN)/python scripts/bench_events.py
 
 lint: setup ## ruff, the import-layer contracts, sqlfluff (exits non-zero on any finding)
 	$(BIN)/lint-imports

@@ -3,6 +3,11 @@
 Each table has one row per customer per snapshot (midnight UTC of each past campaign day and of
 the decision day), computed from events strictly before the snapshot, so a point-in-time join at
 an exposure's timestamp returns what was known then.
+
+``customer_sessions_rt`` is different: it is written by ``POST /v1/events`` through a push source,
+online only, as the context of triggered campaigns (``trigger.min_sessions_24h``) and of the
+event's answer. It is in no feature service: the model's training set stays point-in-time
+correct on the batch snapshots alone.
 """
 
 from datetime import timedelta
@@ -12,9 +17,10 @@ from customer_sources import (
     customer_consent_source,
     customer_engagement_source,
     customer_rfm_source,
+    customer_sessions_push,
 )
 from feast import FeatureView, Field
-from feast.types import Float64, Int64
+from feast.types import Float64, Int64, UnixTimestamp
 
 # A snapshot is taken every decision day; two days of TTL tolerates one missed day and turns
 # older snapshots into missing features (which the availability gate counts) instead of silently
@@ -80,4 +86,22 @@ customer_consent = FeatureView(
     online=True,
     description="Consent per channel as of the snapshot (the policy engine re-checks live consent).",
     tags={"owner": "data-science", "dbt_model": "feat_customer_consent"},
+)
+
+# Pushed on each event; a day old, the 24-hour count means nothing any more.
+customer_sessions_rt = FeatureView(
+    name="customer_sessions_rt",
+    entities=[customer],
+    ttl=timedelta(days=1),
+    schema=[
+        Field(name="last_session_at", dtype=UnixTimestamp),
+        Field(name="sessions_24h", dtype=Int64),
+    ],
+    source=customer_sessions_push,
+    online=True,
+    description=(
+        "Real-time: the customer's latest session_start event and their session_start events in "
+        "the 24 hours up to it (pushed by POST /v1/events, as of the event_timestamp)."
+    ),
+    tags={"owner": "crm", "realtime": "true"},
 )

@@ -10,12 +10,17 @@ form ``<data>/features/current/<table>.parquet`` onto ``<data>/features/versions
 a scratch Feast registry (the live registry, online store and ``current`` are untouched). Keep
 new batch sources under ``PUBLISHED_FEATURES_DIR`` with the table's file name, or that retrain
 refuses them (a training set mixing versions would be silently wrong).
+
+One source is not a batch table: ``customer_sessions_push``, the push source through which
+``POST /v1/events`` writes the real-time session features (``customer_sessions_rt``). Its batch
+source is a Parquet file under ``<data>/realtime/`` that only declares the schema: the API pushes
+to the online store only (``PushMode.ONLINE``) and keeps the events themselves in its own store.
 """
 
 import os
 from pathlib import Path
 
-from feast import FileSource
+from feast import FileSource, PushSource
 from feast.data_format import ParquetFormat
 
 DATA_DIR = Path(
@@ -37,3 +42,15 @@ def _published(table: str) -> FileSource:
 customer_rfm_source = _published("feat_customer_rfm")
 customer_engagement_source = _published("feat_customer_engagement")
 customer_consent_source = _published("feat_customer_consent")
+
+customer_sessions_push = PushSource(
+    name="customer_sessions_push",
+    batch_source=FileSource(
+        name="customer_sessions_rt_source",
+        path=str(DATA_DIR / "realtime" / "customer_sessions_rt.parquet"),
+        file_format=ParquetFormat(),
+        timestamp_field="event_timestamp",
+        description="Schema of the real-time session features; rows arrive by push, online only.",
+    ),
+    description="Real-time session features pushed by POST /v1/events.",
+)

@@ -1,10 +1,11 @@
 """The real-time decision API (FastAPI): ``create_app(settings)``.
 
-**It decides; it never sends.** A send from here would be a path around the release door: a
+**Decisions never send.** A send from ``/v1/decisions`` would be a path around the release door: a
 message reaches the send ledger only through the release of a run whose blocking checks passed
 (``core/delivery/releases.py``, ``SendLedger.claim_due``). Each answer is recorded in the
 decisions store (``<decisions>/api/decisions.db``, the batch schema plus ``decided_via = "api"``)
-and nothing is enqueued.
+and nothing is enqueued. Only a triggered campaign's event enqueues, and only under the standing
+release (below).
 
 The service holds in-process, loaded once at start-up: the Feast store (online reads), the model
 versions behind the campaigns' aliases (the champion; the challenger of a canary), the policy, the
@@ -21,6 +22,14 @@ Endpoints:
   same id for another customer or campaign is 409. An unknown campaign is 404. Anything the
   service cannot vouch for is decision ``no_send`` with a reason (``realtime`` module doc), never
   an error page.
+* ``POST /v1/events`` (scope ``events``): ``{event_id, customer_id, event, occurred_at?,
+  properties?}`` -> the real-time session features after the event and, per campaign whose
+  ``trigger.event`` it is, the decision, its reason and whether a message was enqueued
+  (``core/decisioning/realtime/triggers.py``). The one path here that can lead to a send: a
+  ``send`` is enqueued in the gateway's ledger only under the standing release it was decided
+  under, and the gateway's dispatch delivers it. Idempotent by ``event_id`` (a replay gets the
+  first answer and enqueues nothing); a bad field is 422 naming it; an ``event_id`` reused for
+  another event is 409. ``properties`` are accepted and not stored.
 * ``GET /v1/health`` (no token): loaded versions, whether they are released, the online store's
   freshness on a sample of customers.
 * ``POST /v1/admin/refresh`` (scope ``admin``): reload now.
@@ -39,15 +48,17 @@ import math
 import threading
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestration.api.batching import MicroBatcher
 from orchestration.api.tokens import TokenRecord, TokenStore, tokens_path
+from orchestration.core.decisioning.campaigns import EVENT_NAME_PATTERN
 from orchestration.core.decisioning.realtime import (
     NO_SEND,
     UNAVAILABLE,
@@ -56,6 +67,12 @@ from orchestration.core.decisioning.realtime import (
     RequestIdReused,
     UnknownCampaign,
     reason_text,
+)
+from orchestration.core.decisioning.realtime.triggers import (
+    CustomerEvent,
+    EventIdReused,
+    EventRejected,
+    TriggeredCampaigns,
 )
 from orchestration.core.delivery.rate_limit import TokenBucket
 from orchestration.settings import Settings
@@ -69,6 +86,32 @@ class DecisionBody(BaseModel):
     campaign: str = Field(..., min_length=1, max_length=100)
     # accepted for the caller's own tracing; it does not change the decision and is not stored
     context: dict[str, Any] | None = None
+
+
+class EventBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_id: str = Field(..., min_length=1, max_length=200)
+    customer_id: int = Field(..., gt=0)
+    event: str = Field(..., pattern=EVENT_NAME_PATTERN.pattern)
+    occurred_at: datetime | None = None  # without an offset: UTC
+    # accepted for the caller's own use; it does not change the decision and is not stored
+    properties: dict[str, Any] | None = None
+
+
+def default_triggers(settings: Settings, service: DecisionService) -> TriggeredCampaigns:
+    """The events path on the configured data directory: the event store, Feast, the ledger."""
+    from orchestration.core.decisioning.realtime.event_store import EventStore, events_path
+    from orchestration.core.decisioning.realtime.session_features import FeastSessionFeatures
+    from orchestration.core.delivery.dispatch import kill_switch_on
+    from orchestration.core.delivery.ledger import SendLedger
+
+    return TriggeredCampaigns(
+        service,
+        EventStore(events_path(settings)),
+        FeastSessionFeatures(settings),
+        open_ledger=lambda: SendLedger(settings.gateway_dir / "ledger.db"),
+        kill_switch=lambda: kill_switch_on(settings.gateway_dir),
+    )
 
 
 class RequestBucket(TokenBucket):
@@ -107,50 +150,9 @@ def _refresher(service: DecisionService, stop: threading.Event) -> None:
             log.exception("reloading the decision service's state failed")
 
 
-def create_app(
-    settings: Settings,
-    *,
-    service: DecisionService | None = None,
-    tokens: TokenStore | None = None,
-    tokens_file: Path | None = None,
-    rate_per_second: float = 200.0,
-    burst: float | None = None,
-    refresh_seconds: float = 10.0,
-    max_batch: int = 64,
-) -> FastAPI:
-    """The decision API over ``settings``' data directory (see the module doc)."""
-    owned = service is None
-    service = service or DecisionService(settings, refresh_seconds=refresh_seconds)
-    tokens = tokens or TokenStore(tokens_file or tokens_path(settings))
-    limits = RateLimits(rate_per_second, burst)
-    batcher = MicroBatcher(service.decide, max_batch=max_batch)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> Iterator[None]:
-        service.state  # noqa: B018 - load at start-up, not on the first request
-        gc.freeze()  # what start-up loaded stays out of the collector's way (no long pauses)
-        stop = threading.Event()
-        thread = threading.Thread(target=_refresher, args=(service, stop), daemon=True)
-        thread.start()
-        batcher.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            batcher.stop()
-            thread.join(timeout=5)
-            gc.unfreeze()
-            if owned:
-                service.close()
-
-    app = FastAPI(
-        title="Campaign decisions",
-        version="1",
-        description="Real-time decisions by the batch's policy engine. Decides; never sends.",
-        lifespan=lifespan,
-    )
-    app.state.service = service
-    app.state.tokens = tokens
+def scoped_dependency(tokens: TokenStore, limits: RateLimits):
+    """``scoped(scope)``: the dependency that authenticates the bearer token (401), checks
+    the scope (403) and takes a token from its bucket (429)."""
 
     async def caller(authorization: Annotated[str | None, Header()] = None) -> TokenRecord:
         scheme, _, token = (authorization or "").partition(" ")
@@ -182,8 +184,64 @@ def create_app(
 
         return check
 
+    return scoped
+
+
+def create_app(
+    settings: Settings,
+    *,
+    service: DecisionService | None = None,
+    triggers: TriggeredCampaigns | None = None,
+    tokens: TokenStore | None = None,
+    tokens_file: Path | None = None,
+    rate_per_second: float = 200.0,
+    burst: float | None = None,
+    refresh_seconds: float = 10.0,
+    max_batch: int = 64,
+) -> FastAPI:
+    """The decision API over ``settings``' data directory (see the module doc)."""
+    owned = service is None
+    service = service or DecisionService(settings, refresh_seconds=refresh_seconds)
+    owns_triggers = triggers is None
+    triggers = triggers or default_triggers(settings, service)
+    tokens = tokens or TokenStore(tokens_file or tokens_path(settings))
+    limits = RateLimits(rate_per_second, burst)
+    batcher = MicroBatcher(service.decide, max_batch=max_batch)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Iterator[None]:
+        service.state  # noqa: B018 - load at start-up, not on the first request
+        gc.freeze()  # what start-up loaded stays out of the collector's way (no long pauses)
+        stop = threading.Event()
+        thread = threading.Thread(target=_refresher, args=(service, stop), daemon=True)
+        thread.start()
+        batcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            batcher.stop()
+            thread.join(timeout=5)
+            gc.unfreeze()
+            if owns_triggers:
+                triggers.close()
+            if owned:
+                service.close()
+
+    app = FastAPI(
+        title="Campaign decisions",
+        version="1",
+        description="Real-time decisions by the batch's policy engine. Decides; never sends.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.tokens = tokens
+
+    scoped = scoped_dependency(tokens, limits)
+
     can_decide = Annotated[TokenRecord, Depends(scoped("decide"))]
     is_admin = Annotated[TokenRecord, Depends(scoped("admin"))]
+    can_send_events = Annotated[TokenRecord, Depends(scoped("events"))]
 
     @app.post("/v1/decisions")
     async def decide(body: DecisionBody, _: can_decide) -> JSONResponse:
@@ -201,6 +259,17 @@ def create_app(
         except Exception as exc:  # noqa: BLE001 - never an error page: a safe default
             log.exception("decision %s failed", body.request_id)
             return JSONResponse(_unavailable(body, f"{type(exc).__name__}: {exc}"))
+
+    @app.post("/v1/events")
+    def events(body: EventBody, _: can_send_events) -> JSONResponse:
+        event = CustomerEvent(body.event_id, body.customer_id, body.event, body.occurred_at)
+        try:
+            return JSONResponse(triggers.handle(event))
+        except EventRejected as exc:
+            detail = [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
+            raise HTTPException(422, detail) from None
+        except EventIdReused as exc:
+            raise HTTPException(409, str(exc)) from None
 
     @app.get("/v1/health")
     def health() -> JSONResponse:

@@ -131,6 +131,8 @@ def _audience_specs() -> tuple[list[AssetSpec], list[AssetCheckSpec]]:
     loaded = load_campaigns(Settings.from_env().campaigns_dir)
     specs, checks = [], []
     for name, campaign in sorted(loaded.campaigns.items()):
+        if campaign.is_triggered:  # decided on events only: no batch audience to guard
+            continue
         specs.append(
             AssetSpec(
                 audience_key(name),

@@ -36,8 +36,9 @@ def _audience_keys() -> list[AssetKey]:
     """Every campaign's audience asset (``defs/campaigns.py`` names them ``audience/<name>``)."""
     from orchestration.core.decisioning.campaigns import load_campaigns
 
-    names = sorted(load_campaigns(Settings.from_env().campaigns_dir).campaigns)
-    return [AssetKey(["audience", name]) for name in names]
+    loaded = load_campaigns(Settings.from_env().campaigns_dir).campaigns
+    # a triggered campaign has no batch audience (defs/campaigns.py leaves it out)
+    return [AssetKey(["audience", n]) for n, c in sorted(loaded.items()) if not c.is_triggered]
 
 
 def _live_campaigns(s: Settings) -> dict:

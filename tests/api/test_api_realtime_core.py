@@ -266,7 +266,7 @@ def test_a_campaign_whose_cap_is_used_up_today_sends_to_nobody():
 def test_the_api_rows_are_the_batch_schema_exactly():
     from orchestration.core.decisioning.decide import campaign_scores
     from orchestration.core.decisioning.engine import PolicyInputs, evaluate
-    from orchestration.core.decisioning.realtime import _frame
+    from orchestration.core.decisioning.realtime.customer_decisions import _frame
 
     candidates, scores, history = _audience(500)
     frame = candidates.merge(scores, on="customer_id")

@@ -157,3 +157,22 @@ def test_messages_not_delivered_within_a_day_expire_and_are_never_sent_late(tmp_
     statuses = ledger.frame().set_index("customer_id")[["status", "last_error"]]
     assert statuses.loc[1].tolist() == ["cancelled", "expired"]
     assert statuses.loc[3, "status"] == "delivered"
+
+
+def test_a_message_enqueued_after_a_release_needs_it_standing_and_goes_with_its_revocation(
+    tmp_path,
+):
+    ledger = SendLedger(tmp_path / "ledger.db")
+    gateway, outbox = _gateway(tmp_path, ledger)
+    one = pd.DataFrame({"campaign": ["c1"], "customer_id": [7], "channel": ["email"]})
+    # no such release: nothing written
+    assert ledger.enqueue_under_release("nobody-released-this", one, SEND_DATE) is None
+    release, messages = _release("r1", [1])
+    ledger.record_release(release, messages)
+    assert ledger.enqueue_under_release("r1", one, SEND_DATE) == 1
+    assert ledger.enqueue_under_release("r1", one, SEND_DATE) == 0  # the unique key: once
+    assert ledger.revoke_release("r1", by="ops", reason="bad model") == 2
+    assert ledger.enqueue_under_release("r1", one, SEND_DATE) is None
+    assert gateway.dispatch_due(run_id="d1", campaigns=["c1"]).delivered == 0
+    assert outbox.received() == 0
+    assert sorted(ledger.frame()["status"]) == ["cancelled", "cancelled"]

@@ -130,3 +130,27 @@ def test_bad_policy_names_the_field(tmp_path, text, fragment):
     with pytest.raises(PolicyFileError) as error:
         parse_policy(text, tmp_path / "policy.yaml")
     assert fragment in str(error.value) and "policy.yaml" in str(error.value)
+
+
+def test_a_triggered_campaign_is_not_decided_in_the_batch(tmp_path):
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "cart.yaml").write_text(
+        "name: cart_email\nchannel: email\nmax_sends: 10\ntrigger: {event: cart_abandoned}\n"
+    )
+    loaded = load_campaigns(tmp_path)
+    assert loaded.campaigns["cart_email"].is_triggered
+    run = _decide(sorted(loaded.campaigns.values(), key=lambda c: c.name), _scores())
+    assert set(run.decisions["campaign"]) == {"good_email"}
+    assert (run.decisions["decision"] == "send").sum() == 10
+
+
+def test_a_dry_run_of_a_triggered_campaign_says_it_has_no_batch_audience(tmp_path, data_dir):
+    from orchestration.core.decisioning.dry_run import DryRunError, dry_run
+    from orchestration.settings import Settings
+
+    path = tmp_path / "cart.yaml"
+    path.write_text(
+        "name: cart_email\nchannel: email\nmax_sends: 10\ntrigger: {event: cart_abandoned}\n"
+    )
+    with pytest.raises(DryRunError, match="decided on its event only"):
+        dry_run(Settings.from_env(), campaign_file=path)

@@ -38,6 +38,19 @@ def test_the_shipped_campaigns_are_valid():
         ),
         ("name: a_b\nchannel: email\nmax_sends: 5\nholdout: 0.1\n", ["holdout", "unknown field"]),
         ("name: Bad Name\nchannel: email\nmax_sends: 5\n", ["name", "lower-case"]),
+        (
+            "name: a_b\nchannel: email\nmax_sends: 5\ntrigger: {event: Cart Abandoned}\n",
+            ["trigger.event", "lower-case"],
+        ),
+        ("name: a_b\nchannel: email\nmax_sends: 5\ntrigger: {}\n", ["trigger.event", "required"]),
+        (
+            "name: a_b\nchannel: email\nmax_sends: 5\ntrigger: {event: x_y, min_sessions: 2}\n",
+            ["trigger.min_sessions", "unknown field"],
+        ),
+        (
+            "name: a_b\nchannel: email\nmax_sends: 5\ntrigger: {event: x_y, min_sessions_24h: 0}\n",
+            ["trigger.min_sessions_24h"],
+        ),
         ("name: [unclosed\n", ["not valid YAML"]),
         ("- just\n- a list\n", ["expected a mapping"]),
     ],

@@ -106,6 +106,30 @@ class Fairness(BaseModel):
     min_segment_size: int | None = Field(None, ge=1, le=MAX_COUNT)
 
 
+EVENT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+MAX_SESSIONS = 1_000_000
+
+
+class Trigger(BaseModel):
+    """``trigger: {event: <name>}``: the campaign is decided when ``POST /v1/events`` receives
+    that event for a customer, never in the batch run (it is not mailed in bulk). An optional
+    condition on the real-time features (``customer_sessions_rt``) must also hold."""
+
+    model_config = STRICT
+    event: str
+    # the customer had at least this many sessions in the 24 hours up to the event
+    min_sessions_24h: int | None = Field(None, ge=1, le=MAX_SESSIONS)
+
+    @field_validator("event")
+    @classmethod
+    def _event_is_identifier(cls, value: str) -> str:
+        if not EVENT_NAME_PATTERN.match(value):
+            raise ValueError(
+                "must be lower-case letters, digits and underscores, starting with a letter"
+            )
+        return value
+
+
 class Campaign(BaseModel):
     model_config = STRICT
 
@@ -131,6 +155,8 @@ class Campaign(BaseModel):
     expected_audience: ExpectedAudience = Field(default_factory=ExpectedAudience)
     composition: Composition = Field(default_factory=Composition)
     fairness: Fairness = Field(default_factory=Fairness)
+    # Decided on a customer event only (``POST /v1/events``); the batch run skips the campaign.
+    trigger: Trigger | None = None
 
     @field_validator("name")
     @classmethod
@@ -147,6 +173,11 @@ class Campaign(BaseModel):
         if cap is not None and self.budget.cost_per_send > 0 and cap < self.budget.cost_per_send:
             raise ValueError("budget.max_total_cost is below one send's cost_per_send")
         return self
+
+    @property
+    def is_triggered(self) -> bool:
+        """Decided on events only: the batch run and the batch decision API leave it out."""
+        return self.trigger is not None
 
     @property
     def send_cap(self) -> int:

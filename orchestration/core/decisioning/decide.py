@@ -83,14 +83,15 @@ def decide_campaigns(
     feature_timestamp: datetime | None,
     canary_shares: dict[str, float] | None = None,
 ) -> DecisionRun:
-    """Decisions for every enabled campaign; disabled ones are skipped, unscorable ones reported."""
+    """Decisions for every enabled campaign; disabled and triggered ones (``trigger:``, decided on
+    events only by ``POST /v1/events``, never in bulk) are skipped, unscorable ones reported."""
     canary_shares = canary_shares or {}
     frame = candidates.merge(scores, on="customer_id", how="left", validate="one_to_one")
     frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
     errors: dict[str, str] = {}
     per_campaign: dict[str, CampaignScores] = {}
     for campaign in campaigns:
-        if not campaign.enabled:
+        if not campaign.enabled or campaign.is_triggered:
             continue
         s = campaign_scores(frame, campaign, canary_shares.get(campaign.name, 0.0))
         if s is None:

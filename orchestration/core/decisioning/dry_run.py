@@ -50,6 +50,11 @@ def dry_run(
 ) -> DryRunResult:
     """Evaluate the current campaigns, with ``campaign_file`` added or replacing the campaign of
     the same name, under ``policy_file`` (default: the current policy)."""
+    if campaign_file is not None and load_campaign_file(campaign_file).is_triggered:
+        raise DryRunError(
+            f"{campaign_file}: the campaign has a trigger: it is decided on its event only"
+            " (POST /v1/events), so a batch dry run has no audience to show"
+        )
     for path in (scores_path(settings), customers_path(settings)):
         if not path.exists():
             raise DryRunError(

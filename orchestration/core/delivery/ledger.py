@@ -295,6 +295,21 @@ class SendLedger:
                 )
             return cancelled
 
+    def enqueue_under_release(
+        self, run_id: str, messages: pd.DataFrame, send_date: str
+    ) -> int | None:
+        """Enqueue messages decided after a release (a triggered campaign's event, decided under
+        that release's versions) as due under the release of ``run_id``, in one transaction that
+        re-reads the release: None, and nothing written, when it does not stand (revoked, or no
+        such release); else how many were new (0: the (campaign, customer, channel, day) row is
+        in the ledger already, the same unique key as batch sends). A revocation later cancels
+        these rows with the release's own."""
+        with self._write() as con:
+            row = con.execute("select status from releases where run_id = ?", (run_id,)).fetchone()
+            if row is None or row[0] != "released":
+                return None
+            return self._insert_due(con, messages, send_date, run_id)
+
     def releases(self) -> pd.DataFrame:
         with self._connect() as con:
             return pd.read_sql_query("select * from releases order by released_at", con)

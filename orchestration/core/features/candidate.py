@@ -38,7 +38,7 @@ def repoint_file_sources(objects: list[object], published_dir: Path, version_dir
     Returns ``{source name: new path}``. Raises when a feature view would still read a file
     outside the version (a training set mixing versions would be silently wrong).
     """
-    from feast import FeatureView, FileSource
+    from feast import FeatureView, FileSource, PushSource
 
     published_dir, version_dir = Path(published_dir), Path(version_dir)
     moved: dict[str, str] = {}
@@ -54,6 +54,8 @@ def repoint_file_sources(objects: list[object], published_dir: Path, version_dir
         view.name: view.batch_source.path
         for view in (o for o in objects if isinstance(o, FeatureView))
         if isinstance(view.batch_source, FileSource)
+        # a real-time view (written by push, in no feature service) reads no feature version
+        and not isinstance(view.stream_source, PushSource)
         and Path(view.batch_source.path).parent != version_dir
     }
     if stray:

@@ -139,9 +139,17 @@ def historical_features(
 
 
 def materialize_online(settings: Settings, start: datetime, end: datetime) -> None:
-    """Load the snapshot rows in [start, end) into the online store (latest row per customer)."""
+    """Load the snapshot rows in [start, end) into the online store (latest row per customer).
+
+    Real-time views (push sources, written by ``POST /v1/events``) are left out: they have no
+    batch rows to load, and materializing them would overwrite what was pushed."""
+    from feast.data_source import PushSource
+
     store = open_feature_store(settings)
-    store.materialize(start_date=start, end_date=end)
+    views = [
+        v.name for v in store.list_feature_views() if not isinstance(v.stream_source, PushSource)
+    ]
+    store.materialize(start_date=start, end_date=end, feature_views=views)
 
 
 def online_features(

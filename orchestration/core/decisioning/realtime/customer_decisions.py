@@ -1,0 +1,169 @@
+"""Each customer decided on their own by the batch's policy engine (room for everyone, then the
+released cut-offs: see the package doc)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from orchestration.core.decisioning.campaigns import Campaign
+from orchestration.core.decisioning.decide import (
+    campaign_scores,
+)
+from orchestration.core.decisioning.engine import (
+    DECISIONS,
+    EXCLUDED,
+    REASONS,
+    CampaignScores,
+    PolicyDecisions,
+    PolicyInputs,
+    R,
+    evaluate,
+    net_value,
+)
+from orchestration.core.decisioning.policy import VersionedPolicy
+from orchestration.core.decisioning.realtime.reasons import API_RUN_ID
+
+
+def decide_customers(
+    candidates: pd.DataFrame,
+    scores: pd.DataFrame,
+    campaigns: Sequence[Campaign],
+    policy: VersionedPolicy,
+    contact_history: pd.DataFrame,
+    sent_today: Mapping[str, int],
+    decided_at: datetime,
+    cutoffs: Mapping[str, float | None],
+    canary_shares: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """Decisions in the batch schema (``decide.decide_campaigns``) for every (enabled campaign,
+    candidate), each customer decided on their own (see the module doc: room for everyone, then
+    the released cut-offs). Live campaigns compete; a dry-run campaign competes with them and only
+    its own rows are kept. Campaigns without a score column are left out."""
+    shares = canary_shares or {}
+    ids = candidates["customer_id"].to_numpy(dtype=np.int64)
+    if np.array_equal(ids, scores["customer_id"].to_numpy(dtype=np.int64)) and (
+        len(ids) < 2 or (np.diff(ids) > 0).all()
+    ):  # the same sorted customers (the service's case): no merge needed
+        extra = scores.drop(columns="customer_id").set_axis(candidates.index)
+        frame = pd.concat([candidates, extra], axis=1).reset_index(drop=True)
+    else:
+        frame = candidates.merge(scores, on="customer_id", how="left", validate="one_to_one")
+        frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    per: dict[str, CampaignScores] = {}
+    for campaign in campaigns:
+        if campaign.enabled:
+            s = campaign_scores(frame, campaign, shares.get(campaign.name, 0.0))
+            if s is not None:
+                per[campaign.name] = s
+    live = [c for c in campaigns if c.name in per and not c.dry_run]
+    dry = [c for c in campaigns if c.name in per and c.dry_run]
+    args = (frame, per, policy, contact_history, sent_today, decided_at, cutoffs)
+    frames = []
+    if live:
+        frames.append(_decide_independently(*args, live, {c.name for c in live}, False))
+    for campaign in dry:
+        frames.append(_decide_independently(*args, [*live, campaign], {campaign.name}, True))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _decide_independently(
+    frame: pd.DataFrame,
+    per: Mapping[str, CampaignScores],
+    policy: VersionedPolicy,
+    history: pd.DataFrame,
+    sent_today: Mapping[str, int],
+    decided_at: datetime,
+    cutoffs: Mapping[str, float | None],
+    selected: list[Campaign],
+    keep: set[str],
+    dry_run: bool,
+) -> pd.DataFrame:
+    n = len(frame)
+    limit: dict[str, float] = {}
+    for c in selected:
+        cutoff = cutoffs.get(c.name)
+        full = c.send_cap - sent_today.get(c.name, 0) <= 0
+        limit[c.name] = math.inf if full else (-math.inf if cutoff is None else float(cutoff))
+    # each campaign's remaining room is exactly n (the engine's remaining = cap - sent today):
+    # nobody competes with another customer for a place
+    room = {c.name: c.send_cap - n for c in selected}
+    cut = {c.name: np.zeros(n, dtype=bool) for c in selected}
+    for _ in range(len(selected) + 1):
+        scores = {
+            name: replace(s, uplift=np.where(cut[name], np.nan, s.uplift))
+            for name, s in per.items()
+        }
+        result = evaluate(PolicyInputs(frame, scores, history, decided_at), selected, policy, room)
+        moved = False
+        for c in result.campaigns:
+            with np.errstate(invalid="ignore"):
+                below = ~np.isnan(c.rank) & (c.net_value < limit[c.campaign.name])
+            if below.any():
+                cut[c.campaign.name] |= below
+                moved = True
+        if not moved:
+            break
+    result.campaigns = [c for c in result.campaigns if c.campaign.name in keep]
+    result.scores = {name: per[name] for name in keep}
+    for c in result.campaigns:
+        below = cut[c.campaign.name]
+        c.decision[below] = EXCLUDED
+        c.reason[below] = R["outside_send_cap"]
+        c.net_value[below] = net_value(c.campaign, per[c.campaign.name].uplift)[below]
+        c.deferred_until[below] = np.datetime64("NaT")
+        c.rank[:] = np.nan
+    return _frame(result, dry_run)
+
+
+_DECISION_NAMES = np.array(DECISIONS, dtype=object)
+_REASON_NAMES = np.array(REASONS, dtype=object)
+
+
+def _frame(result: PolicyDecisions, dry_run: bool) -> pd.DataFrame:
+    """``PolicyDecisions.to_frame`` (the batch schema, same columns and values) built in one
+    frame: a request's few rows cost a tenth of a millisecond instead of one."""
+    parts = []
+    n = len(result.customer_ids)
+    for c in result.campaigns:
+        s = result.scores[c.campaign.name]
+        parts.append(
+            {
+                "campaign": np.full(n, c.campaign.name, dtype=object),
+                "channel": np.full(n, c.campaign.channel, dtype=object),
+                "customer_id": result.customer_ids,
+                "decision": _DECISION_NAMES[c.decision],
+                "reason": _REASON_NAMES[c.reason],
+                "predicted_uplift": s.uplift,
+                "expected_net_value": c.net_value,
+                "value_rank": c.rank,
+                "model_version": s.model_version,
+                "scored_by": s.scored_by,
+                "deferred_until": c.deferred_until,
+                "dry_run": np.full(n, dry_run or c.campaign.dry_run),
+            }
+        )
+    if not parts:
+        return pd.DataFrame()
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    total = len(columns["customer_id"])
+    frame = pd.DataFrame(
+        {
+            "run_id": np.full(total, API_RUN_ID, dtype=object),
+            **{k: columns[k] for k in ("campaign", "channel", "customer_id", "decision", "reason")},
+            **{k: columns[k] for k in ("predicted_uplift", "expected_net_value", "value_rank")},
+            "model_version": columns["model_version"],
+            "scored_by": columns["scored_by"],
+            "policy_version": np.full(total, result.policy_version, dtype=object),
+            "feature_timestamp": pd.NaT,
+            "decided_at": pd.Timestamp(result.decided_at),
+            "deferred_until": pd.DatetimeIndex(columns["deferred_until"], tz="UTC"),
+            "dry_run": columns["dry_run"],
+        }
+    )
+    return frame
