@@ -48,7 +48,8 @@ def stores(tmp_path_factory, redis_server):
     with pytest.MonkeyPatch.context() as mp:
         point_at(mp, data_dir)
         mp.setattr(bulk, "BULK_CHUNK_ROWS", 50)  # several encoding chunks ...
-        mp.setattr(bulk, "PIPELINE_ROWS", 7)  # ... and several pipelines per chunk
+        mp.setattr(bulk, "PIPELINE_ROWS", 7)  # ... several pipelines per chunk ...
+        mp.setattr(bulk, "SCRIPT_KEYS", 3)  # ... and several script calls per pipeline
         arrow_rows: list[int] = []
         write_arrow = bulk.BulkRedisOnlineStore.online_write_arrow
 
@@ -158,6 +159,41 @@ def test_protobuf_writes_go_through_the_stock_writer(stores):
         stores[name].write_to_online_store("customer_extras", frame)
     ids = frame["customer_id"].tolist()
     assert read(stores["bulk"], refs, ids).proto == read(stores["stock"], refs, ids).proto
+
+
+def test_rows_for_one_entity_in_one_batch_keep_the_newest_like_the_stock_writer(stores):
+    import pyarrow as pa
+    from feast.infra.online_stores.redis import RedisOnlineStore
+    from feast.utils import _convert_arrow_to_proto
+
+    from orchestration.core.features.redis_online_store import BulkRedisOnlineStore
+
+    view = stores["views"]["customer_extras"]
+    at = NEWEST + timedelta(days=1)
+    hours = [1, 3, 3, 0, 2]  # the first of the two newest rows must win
+    table = pa.table(
+        {
+            "customer_id": pa.array([555] * 5 + [556], pa.int64()),
+            "is_flagged": [True, False, True, None, False, True],
+            "score_f32": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "rank_i32": pa.array([1, 2, 3, 4, 5, 6], pa.int32()),
+            "label": ["a", "b", "c", "d", "e", "f"],
+            "event_timestamp": pa.array(
+                [at + timedelta(hours=h) for h in [*hours, 0]], pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+    rows = _convert_arrow_to_proto(
+        table, view, {"customer_id": view.entity_columns[0].dtype.to_value_type()}
+    )
+    RedisOnlineStore().online_write_batch(stores["stock"].config, view, rows, None)
+    assert (
+        BulkRedisOnlineStore().online_write_arrow(stores["bulk"].config, view, table) == 3
+    )  # 555 twice, 556
+    stock_db, bulk_db = stores["dbs"]
+    assert _hashes(stores["server"], bulk_db) == _hashes(stores["server"], stock_db)
+    got = read(stores["bulk"], ["customer_extras:score_f32"], [555]).to_dict()
+    assert got["customer_extras__score_f32"] == [2.0]
 
 
 # --- the online freshness gate on Redis ----------------------------------------------------------

@@ -16,18 +16,20 @@ the serialized entity key (v3) followed by the project name, with a field ``mmh3
 per feature holding the serialized ``Value`` (empty for a null) and ``_ts:<view>`` holding the
 event time as a serialized ``google.protobuf.Timestamp``.
 
-Why: the stock writer turns every cell into a protobuf in Python and queues one HSET per entity
-with a dict per row. ``online_write_arrow`` (called by ``ArrowOnlineWriteEngine``) encodes keys,
-values and timestamps a column at a time (``online_store_codec``) and sends the HSETs in
-redis-py pipelines of ``PIPELINE_ROWS`` entities. It keeps the stock writer's rule that an
-older event time never overwrites a newer one (unless ``skip_dedup``): it reads the stored
-``_ts:<view>`` of the batch's entities first (one pipelined HMGET) and, of several rows for one
-entity, writes the newest (the first of equal ones). ``key_ttl_seconds`` is honoured as well.
+Why: the stock writer turns every cell into a protobuf in Python, then per entity queues an HMGET
+of the stored event time and an HSET built from a dict: two commands, each through redis-py's
+per-command Python layers. ``online_write_arrow`` (called by ``ArrowOnlineWriteEngine``) encodes
+keys, values and timestamps a column at a time (``online_store_codec``) and sends them in
+redis-py pipelines of one small Lua script call per ``SCRIPT_KEYS`` entities, which HSETs each
+entity's fields in the same order the stock writer does. The script keeps the stock rule that
+an older event time never overwrites a newer one (``skip_dedup`` turns it off), reading and
+writing in one atomic step, and honours ``key_ttl_seconds``. On Redis Cluster (a script may
+only touch one hash slot) it runs one entity per call. While a script runs Redis serves nobody
+else: ``SCRIPT_KEYS`` keeps that to a millisecond or two.
 """
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -38,9 +40,9 @@ from feast.infra.online_stores.helpers import _mmh3
 from feast.infra.online_stores.redis import (
     RedisOnlineStore,
     RedisOnlineStoreConfig,
+    RedisType,
     _versioned_fv_name,
 )
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from orchestration.core.features.online_store_codec import (
     encode_entity_keys,
@@ -52,8 +54,10 @@ from orchestration.core.features.online_store_codec import (
 STORE_TYPE = "orchestration.core.features.redis_online_store.BulkRedisOnlineStore"
 # Rows encoded at a time (bounds memory, as in the packed SQLite store).
 BULK_CHUNK_ROWS = 100_000
-# Entities per pipeline round trip (~1 MB of commands per 1k entities x 25 features).
-PIPELINE_ROWS = 5_000
+# Entities per call of the write script (Redis runs one script at a time: ~1-2 ms of other
+# clients' waiting per call) and per pipeline round trip.
+SCRIPT_KEYS = 500
+PIPELINE_ROWS = 10_000
 
 
 def feast_connection_string(url: str) -> str:
@@ -85,28 +89,60 @@ class BulkRedisOnlineStoreConfig(RedisOnlineStoreConfig):
     )
 
 
-def _newest_per_key(keys: pa.Array, micros: np.ndarray) -> np.ndarray:
-    """Row indices keeping one row per key: the newest, the first of equal ones (stock rule)."""
-    order = pa.table({"k": keys, "t": micros, "i": np.arange(len(micros))}).sort_by(
-        [("k", "ascending"), ("t", "descending"), ("i", "ascending")]
-    )
-    sorted_keys = order.column("k").combine_chunks()
-    first = np.ones(len(sorted_keys), dtype=bool)
-    if len(sorted_keys) > 1:
-        first[1:] = np.asarray(
-            pc.not_equal(sorted_keys.slice(1), sorted_keys.slice(0, len(sorted_keys) - 1))
-        )
-    return np.sort(np.asarray(order.column("i"))[first])
-
-
-def _stored_nanos(raw: list[bytes | None]) -> np.ndarray:
-    """Stored ``_ts`` Timestamps as epoch nanoseconds (0: none), as the stock writer compares."""
-    out = np.zeros(len(raw), dtype=np.int64)
-    for i, value in enumerate(raw):
-        if value:
-            stamp = Timestamp.FromString(value)
-            out[i] = stamp.seconds * 1_000_000_000 + stamp.nanos
-    return out
+# One call writes many entities: KEYS are their hashes; ARGV = m, the m field names (``_ts:<view>``
+# first), the key TTL (0: none), 1 to keep newer stored rows (0: skip_dedup), then per key its
+# event time (seconds, nanos) and its m values. Like the stock writer, a row is skipped when the
+# hash already holds an event time at or after its own; rows are applied in order, so of several
+# rows for one entity the newest (the first of equal ones) stays. Unlike the stock writer the
+# read and the write are one atomic step.
+_WRITE_SCRIPT = """
+local function stored_time(raw)
+  local seconds, nanos, i = 0, 0, 1
+  while i <= #raw do
+    local tag = string.byte(raw, i)
+    local value, scale = 0, 1
+    i = i + 1
+    repeat
+      local byte = string.byte(raw, i)
+      i = i + 1
+      value = value + (byte % 128) * scale
+      scale = scale * 128
+    until byte < 128
+    if tag == 8 then seconds = value elseif tag == 16 then nanos = value end
+  end
+  return seconds, nanos
+end
+local m = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[m + 2])
+local keep_newer = ARGV[m + 3] == '1'
+local written = 0
+local pairs = {}
+for i, key in ipairs(KEYS) do
+  local at = m + 4 + (i - 1) * (m + 2)
+  local seconds, nanos = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  local write = true
+  if keep_newer then
+    local raw = redis.call('HGET', key, ARGV[2])
+    if raw then
+      local old_seconds, old_nanos = stored_time(raw)
+      if (old_seconds ~= 0 or old_nanos ~= 0) and (seconds < old_seconds
+          or (seconds == old_seconds and nanos <= old_nanos)) then
+        write = false
+      end
+    end
+  end
+  if write then
+    for j = 1, m do
+      pairs[2 * j - 1] = ARGV[1 + j]
+      pairs[2 * j] = ARGV[at + 1 + j]
+    end
+    redis.call('HSET', key, unpack(pairs))
+    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+    written = written + 1
+  end
+end
+return written
+"""
 
 
 class BulkRedisOnlineStore(RedisOnlineStore):
@@ -118,67 +154,44 @@ class BulkRedisOnlineStore(RedisOnlineStore):
         client = self._get_client(store_config)
         view = _versioned_fv_name(table, config)
         features = [(f.name, f.dtype.to_value_type().name) for f in table.features]
-        fields = [_mmh3(f"{view}:{name}") for name, _ in features]
-        ts_field = f"_ts:{view}".encode()
+        names = [f"_ts:{view}".encode(), *(_mmh3(f"{view}:{name}") for name, _ in features)]
         join_keys = [(c.name, c.dtype.to_value_type().name) for c in table.entity_columns]
         project = pa.scalar(config.project.encode("utf8"), pa.binary())
         batch_size = config.materialization_config.online_write_batch_size or 0
+        # Redis Cluster runs a script only on keys of one slot: one entity per call there.
+        per_call = 1 if store_config.redis_type == RedisType.redis_cluster else SCRIPT_KEYS
+        header = [len(names), *names, store_config.key_ttl_seconds or 0]
+        header.append(0 if store_config.skip_dedup else 1)
+        script = client.register_script(_WRITE_SCRIPT)
         written = 0
         for batch in data.to_batches(max_chunksize=max(batch_size, BULK_CHUNK_ROWS)):
             keys = encode_entity_keys([(k, batch.column(k), t) for k, t in join_keys])
             keys = pc.binary_join_element_wise(keys, project, pa.scalar(b"", pa.binary()))
             micros = epoch_micros(batch.column(table.batch_source.timestamp_field))
-            rows = np.arange(batch.num_rows)
-            if not store_config.skip_dedup:
-                rows = _newest_per_key(keys, micros)
-                rows = rows[
-                    self._newer_than_stored(client, keys.take(rows), micros[rows], ts_field)
-                ]
-            if len(rows) == 0:
-                continue
-            columns = [encode_timestamps(micros[rows]).to_pylist()]
-            columns += [
-                encode_values(batch.column(name).take(rows), value_type).to_pylist()
-                for name, value_type in features
-            ]
-            names = [ts_field, *fields]
-            self._send(client, keys.take(rows).to_pylist(), names, columns, store_config)
-            written += len(rows)
+            seconds = np.floor_divide(micros, 1_000_000)
+            # One row of script arguments per entity: seconds, nanos, then the field values.
+            rows = np.empty((batch.num_rows, len(names) + 2), dtype=object)
+            rows[:, 0] = seconds.tolist()
+            rows[:, 1] = ((micros - seconds * 1_000_000) * 1000).tolist()
+            rows[:, 2] = encode_timestamps(micros).to_pylist()
+            for j, (name, value_type) in enumerate(features, start=3):
+                rows[:, j] = encode_values(batch.column(name), value_type).to_pylist()
+            written += self._send(client, script, keys.to_pylist(), header, rows, per_call)
         return written
 
     @staticmethod
-    def _newer_than_stored(
-        client: Any, keys: pa.Array, micros: np.ndarray, ts_field: bytes
-    ) -> np.ndarray:
-        """Which rows are newer than what the store holds for their entity (none held: all)."""
-        stored: list[bytes | None] = []
-        key_list = keys.to_pylist()
-        for start in range(0, len(key_list), PIPELINE_ROWS):
-            with client.pipeline(transaction=False) as pipe:
-                for key in key_list[start : start + PIPELINE_ROWS]:
-                    pipe.hget(key, ts_field)
-                stored.extend(pipe.execute())
-        previous = _stored_nanos(stored)
-        return (previous == 0) | (micros * 1000 > previous)
-
-    @staticmethod
     def _send(
-        client: Any,
-        keys: list[bytes],
-        names: list[bytes],
-        columns: list[list[bytes]],
-        store_config: Any,
-    ) -> None:
-        """One HSET per entity (the timestamp field first, then the features in schema order)."""
-        ttl = store_config.key_ttl_seconds
+        client: Any, script: Any, keys: list[bytes], header: list, rows: np.ndarray, per_call: int
+    ) -> int:
+        """The write script over ``per_call`` entities a call, ``PIPELINE_ROWS`` entities a round
+        trip; returns the entities written."""
+        written = 0
         for start in range(0, len(keys), PIPELINE_ROWS):
             stop = min(start + PIPELINE_ROWS, len(keys))
-            rows = zip(keys[start:stop], *(column[start:stop] for column in columns), strict=True)
             with client.pipeline(transaction=False) as pipe:
-                for key, *values in rows:
-                    pipe.execute_command(
-                        "HSET", key, *chain.from_iterable(zip(names, values, strict=True))
-                    )
-                    if ttl:
-                        pipe.expire(key, ttl)
-                pipe.execute()
+                for first in range(start, stop, per_call):
+                    last = min(first + per_call, stop)
+                    args = header + rows[first:last].ravel().tolist()
+                    script(keys=keys[first:last], args=args, client=pipe)
+                written += sum(pipe.execute())
+        return written
