@@ -196,6 +196,52 @@ def test_rows_for_one_entity_in_one_batch_keep_the_newest_like_the_stock_writer(
     assert got["customer_extras__score_f32"] == [2.0]
 
 
+@pytest.mark.parametrize("skip_dedup", [False, True])
+def test_key_ttl_and_skip_dedup_behave_like_the_stock_writer(stores, tmp_path, skip_dedup):
+    import pyarrow as pa
+    from feast.infra.online_stores.redis import RedisOnlineStore
+    from feast.utils import _convert_arrow_to_proto
+
+    from orchestration.core.features.redis_online_store import STORE_TYPE, BulkRedisOnlineStore
+
+    server, view = stores["server"], stores["views"]["customer_extras"]
+    options = {"key_ttl_seconds": 3600, "skip_dedup": skip_dedup}
+    dbs = server.fresh_db(), server.fresh_db()
+    configs = [
+        feature_store(
+            stores["settings"],
+            tmp_path / kind,
+            {"type": kind, "connection_string": _connection(server, db), **options},
+            "local",
+        ).config
+        for kind, db in zip(("redis", STORE_TYPE), dbs, strict=True)
+    ]
+    at = NEWEST + timedelta(days=2)
+    table = pa.table(
+        {
+            "customer_id": pa.array([777, 777, 778], pa.int64()),
+            "is_flagged": [True, False, None],
+            "score_f32": [1.0, 2.0, 3.0],
+            "rank_i32": pa.array([1, 2, 3], pa.int32()),
+            "label": ["new", "old", "x"],
+            "event_timestamp": pa.array(
+                [at, at - timedelta(hours=5), at], pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+    join_keys = {"customer_id": view.entity_columns[0].dtype.to_value_type()}
+    RedisOnlineStore().online_write_batch(
+        configs[0], view, _convert_arrow_to_proto(table, view, join_keys), None
+    )
+    BulkRedisOnlineStore().online_write_arrow(configs[1], view, table)
+    stock, bulk = _hashes(server, dbs[0]), _hashes(server, dbs[1])
+    assert bulk == stock and len(bulk) == 2
+    client = server.client(dbs[1])
+    assert all(0 < client.ttl(key) <= 3600 for key in bulk)
+    labels = {value for fields in bulk.values() for value in fields.values() if b"old" in value}
+    assert bool(labels) is skip_dedup  # with skip_dedup the last row wins, however old
+
+
 # --- the online freshness gate on Redis ----------------------------------------------------------
 
 
