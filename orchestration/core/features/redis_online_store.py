@@ -116,7 +116,7 @@ local m = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[m + 2])
 local keep_newer = ARGV[m + 3] == '1'
 local written = 0
-local pairs = {}
+local fields = {}
 for i, key in ipairs(KEYS) do
   local at = m + 4 + (i - 1) * (m + 2)
   local seconds, nanos = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
@@ -133,10 +133,10 @@ for i, key in ipairs(KEYS) do
   end
   if write then
     for j = 1, m do
-      pairs[2 * j - 1] = ARGV[1 + j]
-      pairs[2 * j] = ARGV[at + 1 + j]
+      fields[2 * j - 1] = ARGV[1 + j]
+      fields[2 * j] = ARGV[at + 1 + j]
     end
-    redis.call('HSET', key, unpack(pairs))
+    redis.call('HSET', key, unpack(fields))
     if ttl > 0 then redis.call('EXPIRE', key, ttl) end
     written = written + 1
   end
