@@ -76,8 +76,8 @@ bench: setup ## time the pipeline at 100k and 1M customers (per-stage seconds, p
 bench-online: setup redis ## the online store load, stock vs bulk writers, SQLite and Redis, 100k and 1M: seconds, peak RSS, size
 	$(BIN)/python scripts/bench_online_store.py
 
-bench-api: setup ## decision API: p50/p99 at 1 client, throughput at 1/8/32 clients (needs a finished run)
-	$(BIN)/python scripts/bench_api.py
+bench-api: setup redis ## decision API on SQLite and Redis: p50/p99 at 1 client, throughput at 1/8/32 clients (needs a finished run)
+	$(BIN)/python scripts/bench_api.py --store sqlite redis
 
 lint: setup ## ruff, the import-layer contracts, sqlfluff (exits non-zero on any finding)
 	$(BIN)/lint-imports
