@@ -22,7 +22,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup run test test-all browser screenshot ui drift-ui mlflow bench bench-online bench-api lint format dbt-build clean
+.PHONY: help setup run test test-all browser redis screenshot ui drift-ui mlflow bench bench-online bench-api lint format dbt-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ setup: $(VENV)/.synced ## create the environment from the lock file (idempotent)
 run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=100000; DATASET=hillstrom)
 	$(BIN)/campaign run$(if $(DATASET), --dataset $(DATASET))$(if $(filter hillstrom files,$(DATASET)),, --customers $(CUSTOMERS))
 
-test: setup browser lint ## lint, then the test suite (what CI runs)
+test: setup browser redis lint ## lint, then the test suite (what CI runs)
 	$(BIN)/pytest -m "not slow" -q
 
 browser: ## Debian's Chromium for the UI test (installed with apt-get when missing)
@@ -50,10 +50,15 @@ browser: ## Debian's Chromium for the UI test (installed with apt-get when missi
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The UI test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
+redis: ## Debian's redis-server for the Redis online store tests (installed with apt-get when missing)
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "The Redis online store tests need Debian's redis-server: sudo apt-get install redis-server" >&2; exit 1; fi; }
+
 screenshot: setup browser ## refresh docs/images/asset_graph.png from the live Dagster UI
 	UI_SCREENSHOT_PATH=$(CURDIR)/docs/images/asset_graph.png $(BIN)/pytest -q tests/ui -k asset_graph
 
-test-all: setup browser ## the test suite including slow tests
+test-all: setup browser redis ## the test suite including slow tests
 	$(BIN)/pytest -q
 
 ui: setup ## Dagster UI on http://127.0.0.1:3000
@@ -71,11 +76,11 @@ bench: setup ## time the pipeline at 100k and 1M customers (per-stage seconds, p
 	$(BIN)/python scripts/bench_policy.py
 	$(BIN)/python scripts/bench_gateway.py --messages 100000 --batch 500
 
-bench-online: setup ## the online store load, stock vs packed (100k), packed at 1M: seconds, peak RSS, file size
+bench-online: setup redis ## the online store load, stock vs bulk writers, SQLite and Redis, 100k and 1M: seconds, peak RSS, size
 	$(BIN)/python scripts/bench_online_store.py
 
-bench-api: setup ## decision API: p50/p99 at 1 client, throughput at 1/8/32 clients (needs a finished run)
-	$(BIN)/python scripts/bench_api.py
+bench-api: setup redis ## decision API on SQLite and Redis: p50/p99 at 1 client, throughput at 1/8/32 clients; events (needs a finished run)
+	$(BIN)/python scripts/bench_api.py --store sqlite redis
 	$(BIN)/python scripts/bench_events.py
 
 lint: setup ## ruff, the import-layer contracts, sqlfluff (exits non-zero on any finding)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 import annotated_types
 from pydantic import (
@@ -71,6 +72,11 @@ TARGETS: tuple[str, ...] = get_args(Target)
 # The deployment (CAMPAIGN_ENV): production refuses development fallbacks (the pseudonym key).
 Environment = Literal["development", "production"]
 ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
+# The Feast online store (CAMPAIGN_ONLINE_STORE): the embedded SQLite file of feature_store.yaml
+# (under the data directory) or a Redis server at CAMPAIGN_REDIS_URL
+# (orchestration.core.features.redis_online_store).
+OnlineStoreKind = Literal["sqlite", "redis"]
+ONLINE_STORE_KINDS: tuple[str, ...] = get_args(OnlineStoreKind)
 
 
 def default_target(dataset: str | None) -> str:
@@ -94,7 +100,35 @@ def _parse_utc(raw: Any) -> Any:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _check_redis_url(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(
+            f"CAMPAIGN_REDIS_URL={_without_password(url)!r} is not valid: expected "
+            "redis://[user:password@]host[:port][/db] (rediss:// for TLS)"
+        )
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError(
+            f"CAMPAIGN_REDIS_URL={_without_password(url)!r} is not valid: the path must be a "
+            f"database number, not {db!r}"
+        )
+    return url
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+
+
 ResolvedPath = Annotated[Path, AfterValidator(lambda path: path.resolve())]
+RedisUrl = Annotated[str, AfterValidator(_check_redis_url)]
 # The world clock: an ISO timestamp; one without a zone is UTC.
 WorldClock = Annotated[datetime | None, BeforeValidator(_parse_utc)]
 
@@ -193,6 +227,11 @@ class Settings(_FromEnvironment):
     sends_disabled: bool = False
     # Where alerts link to (CAMPAIGN_DAGSTER_UI_URL; None: the alerting package's default).
     dagster_ui_url: str | None = None
+    # The online store (CAMPAIGN_ONLINE_STORE): "sqlite", the embedded file feature_store.yaml
+    # names, or "redis", the server at CAMPAIGN_REDIS_URL (redis://[user:password@]host:port/db;
+    # rediss:// for TLS). The Feast registry stays a file under the data directory either way.
+    online_store: OnlineStoreKind = "sqlite"
+    redis_url: RedisUrl = Field("redis://127.0.0.1:6379/0", repr=False)  # may hold a password
     # How often the freshness sensor checks raw and online freshness without a run, in minutes
     # (CAMPAIGN_FRESHNESS_SENSOR_MINUTES; read when the definitions load).
     freshness_sensor_minutes: int = Field(15, ge=1)

@@ -1,7 +1,8 @@
-"""Benchmark: Feast materialize into the online store, stock SQLite vs the packed store.
+"""Benchmark: Feast materialize into the online store, stock vs bulk writers, SQLite and Redis.
 
-    .venv/bin/python scripts/bench_online_store.py                      # stock 100k, packed 100k + 1M
-    .venv/bin/python scripts/bench_online_store.py --packed 100000 --stock 100000
+    .venv/bin/python scripts/bench_online_store.py      # SQLite: stock 100k, packed 100k + 1M;
+                                                        # Redis: stock 100k, bulk 100k + 1M
+    .venv/bin/python scripts/bench_online_store.py --packed 100000 --stock --redis 100000 --redis-stock
 
 Synthetic feature tables with the project's schema (the three views of feature_repo/, 25 Int64 and
 Float64 features, ~5 % nulls), one snapshot per customer, written as Parquet where the pipeline
@@ -11,6 +12,9 @@ project's feature_store.yaml, the online store (and batch engine) swapped for th
 materializes the snapshot window, as the ``online_features`` asset does. Prints seconds of
 ``FeatureStore.materialize`` (and of the packed store's own writer inside it), peak RSS, the
 online store's file size and the per-request read latency (1 customer x 25 features, SDK).
+The Redis cases run against a redis-server this script starts on 127.0.0.1 (Debian's package, no
+persistence; tests/support/redis_server.py), emptied before each case; they print the server's
+``used_memory`` after the load instead of a file size.
 
 Target: 1M customers x all views in <= 30 s and <= 2 GB peak RSS on 2 cores. The stock store at
 1M is not run by default (728 s and a 5.4 GB file measured before); ``--stock 1000000`` runs it.
@@ -98,19 +102,38 @@ def write_feature_tables(directory: Path, customers: int, seed: int = 0) -> None
         pq.write_table(pa.table(columns), directory / f"{table}.parquet")
 
 
+def _online_config(settings, kind: str) -> tuple[dict, str]:
+    """(online_store block, batch engine type) of a case."""
+    from orchestration.core.features.online_store import ENGINE_TYPE, STORE_TYPE
+
+    path = str(settings.feast_dir / "online_store.db")
+    if kind == "stock":
+        return {"type": "sqlite", "path": path}, "local"
+    if kind == "packed":
+        return {"type": STORE_TYPE, "path": path}, ENGINE_TYPE
+    from orchestration.core.features.redis_online_store import (
+        STORE_TYPE as REDIS_BULK,
+    )
+    from orchestration.core.features.redis_online_store import (
+        feast_connection_string,
+    )
+
+    connection = feast_connection_string(settings.redis_url)
+    if kind == "redis-stock":
+        return {"type": "redis", "connection_string": connection}, "local"
+    return {"type": REDIS_BULK, "connection_string": connection}, ENGINE_TYPE
+
+
 def _store(settings, kind: str):
     """The project's feature store config with the online store (and batch engine) of ``kind``."""
     import yaml
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
-    from orchestration.core.features.online_store import ENGINE_TYPE, STORE_TYPE
-
     repo = settings.feature_repo_dir
     raw = yaml.safe_load((repo / "feature_store.yaml").read_text())
     raw["registry"]["path"] = str(settings.feast_dir / "registry.db")
-    online_type, engine = ("sqlite", "local") if kind == "stock" else (STORE_TYPE, ENGINE_TYPE)
-    raw["online_store"] = {"type": online_type, "path": str(settings.feast_dir / "online_store.db")}
+    raw["online_store"], engine = _online_config(settings, kind)
     raw["batch_engine"] = {"type": engine}
     config = RepoConfig(**raw)
     config.repo_path = repo
@@ -118,20 +141,22 @@ def _store(settings, kind: str):
 
 
 def _timed_writer() -> list[float]:
-    """Accumulates the seconds spent in the packed store's own Arrow writer."""
-    from orchestration.core.features import online_store
+    """Accumulates the seconds spent in the bulk stores' own Arrow writers."""
+    from orchestration.core.features.online_store import PackedSqliteOnlineStore
+    from orchestration.core.features.redis_online_store import BulkRedisOnlineStore
 
     spent: list[float] = []
-    original = online_store.PackedSqliteOnlineStore.online_write_arrow
+    for cls in (PackedSqliteOnlineStore, BulkRedisOnlineStore):
+        original = cls.online_write_arrow
 
-    def timed(self, *args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            spent.append(time.perf_counter() - started)
+        def timed(self, *args, _original=original, **kwargs):
+            started = time.perf_counter()
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                spent.append(time.perf_counter() - started)
 
-    online_store.PackedSqliteOnlineStore.online_write_arrow = timed
+        cls.online_write_arrow = timed
     return spent
 
 
@@ -162,17 +187,20 @@ def run_case(kind: str, customers: int) -> dict:
         "seconds": seconds,
         "writer_seconds": sum(spent) if spent else None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "file_mb": db.stat().st_size / 2**20,
+        "file_mb": db.stat().st_size / 2**20 if db.exists() else None,
         "read_p50_ms": float(np.percentile(latencies, 50)),
         "read_p99_ms": float(np.percentile(latencies, 99)),
     }
 
 
-def _child(kind: str, customers: int) -> dict:
+def _child(kind: str, customers: int, redis=None) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench_online_{kind}_") as tmp:
         data_dir = Path(tmp) / "data"
         write_feature_tables(data_dir / "features" / "current", customers)
         env = {**os.environ, "CAMPAIGN_DATA_DIR": str(data_dir)}
+        if redis is not None:
+            redis.client().flushall()
+            env["CAMPAIGN_REDIS_URL"] = redis.url(0)
         done = subprocess.run(
             [sys.executable, __file__, "--child", kind, str(customers)],
             env=env,
@@ -183,13 +211,30 @@ def _child(kind: str, customers: int) -> dict:
         )
         if done.returncode != 0:
             raise SystemExit(f"{kind} at {customers:,} failed:\n{done.stderr[-4000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        if redis is not None:
+            figures["redis_mb"] = redis.used_memory() / 2**20
+            redis.client().flushall()
+        return figures
+
+
+def _redis_server(directory: Path):
+    sys.path.insert(0, str(PROJECT_DIR))
+    from tests.support.redis_server import RedisServer
+
+    return RedisServer(directory).start()
+
+
+def _mb(value: float | None) -> str:
+    return f"{value:,.0f}" if value is not None else "-"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stock", type=int, nargs="*", default=[100_000])
     parser.add_argument("--packed", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--redis", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--redis-stock", type=int, nargs="*", default=[100_000])
     parser.add_argument("--child", nargs=2, metavar=("KIND", "CUSTOMERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -197,22 +242,30 @@ def main() -> None:
         return
     views = len(VIEWS)
     print(
-        f"{'store':<8} {'entities':>10} {'views':>5} {'seconds':>8} {'writer s':>8} "
-        f"{'peak RSS MB':>11} {'file MB':>8} {'read p50/p99 ms':>16}"
+        f"{'store':<12} {'entities':>10} {'views':>5} {'seconds':>8} {'writer s':>8} "
+        f"{'peak RSS MB':>11} {'file MB':>8} {'redis MB':>8} {'read p50/p99 ms':>16}"
     )
     cases = [("stock", n) for n in args.stock] + [("packed", n) for n in args.packed]
-    for kind, customers in cases:
-        figures = _child(kind, customers)
-        writer = figures["writer_seconds"]
-        print(
-            f"{kind:<8} {customers:>10,} {views:>5} {figures['seconds']:>8.1f} "
-            f"{(f'{writer:.1f}' if writer is not None else '-'):>8} "
-            f"{figures['peak_rss_mb']:>11,.0f} {figures['file_mb']:>8,.0f} "
-            f"{figures['read_p50_ms']:>7.2f}/{figures['read_p99_ms']:<8.2f}",
-            flush=True,
-        )
+    cases += [("redis-stock", n) for n in args.redis_stock] + [("redis", n) for n in args.redis]
+    with tempfile.TemporaryDirectory(prefix="bench_online_redis_") as tmp:
+        redis = _redis_server(Path(tmp)) if args.redis or args.redis_stock else None
+        try:
+            for kind, customers in cases:
+                figures = _child(kind, customers, redis if kind.startswith("redis") else None)
+                writer = figures["writer_seconds"]
+                print(
+                    f"{kind:<12} {customers:>10,} {views:>5} {figures['seconds']:>8.1f} "
+                    f"{(f'{writer:.1f}' if writer is not None else '-'):>8} "
+                    f"{figures['peak_rss_mb']:>11,.0f} {_mb(figures['file_mb']):>8} "
+                    f"{_mb(figures.get('redis_mb')):>8} "
+                    f"{figures['read_p50_ms']:>7.2f}/{figures['read_p99_ms']:<8.2f}",
+                    flush=True,
+                )
+        finally:
+            if redis is not None:
+                redis.stop()
     if 1_000_000 not in args.stock:
-        print(f"{'stock':<8} {1_000_000:>10,} {views:>5} {STOCK_1M_BEFORE}")
+        print(f"{'stock':<12} {1_000_000:>10,} {views:>5} {STOCK_1M_BEFORE}")
 
 
 if __name__ == "__main__":

@@ -27,3 +27,30 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "data"
     point_at(monkeypatch, path)
     return path
+
+
+# --- a real redis-server for the tests of the Redis online store --------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """Debian's redis-server on 127.0.0.1 (a free port, no persistence), for the whole session.
+
+    Missing, it skips the tests that need it on a developer machine and fails them in CI
+    (CI=true), where `make test` installs it first.
+    """
+    from tests.support.redis_server import INSTALL_HINT, RedisServer, redis_server_binary
+
+    if redis_server_binary() is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true and {INSTALL_HINT}")
+        pytest.skip(INSTALL_HINT)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_db(redis_server) -> int:
+    """A database number of the session's server that no other test has used (emptied)."""
+    return redis_server.fresh_db()

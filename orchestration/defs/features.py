@@ -318,7 +318,7 @@ def online_features(
 ) -> MaterializeResult:
     import time
 
-    from orchestration.core.features.feast_store import materialize_online
+    from orchestration.core.features.feast_store import materialize_online, online_store_location
     from orchestration.core.features.tables import snapshot_times, table_row_counts
 
     s = settings.get()
@@ -331,7 +331,7 @@ def online_features(
             "feature_version": published_features.version,
             "seconds": round(time.perf_counter() - started, 2),
             "feature_rows_in_version": sum(table_row_counts(published_features.path).values()),
-            "online_store": MetadataValue.path(str(s.feast_dir / "online_store.db")),
+            "online_store": MetadataValue.path(online_store_location(s)),
         }
     )
 

@@ -255,3 +255,83 @@ def auth(token: str) -> dict[str, str]:
 
 def body(request_id: str, customer_id: int, campaign: str = CAMPAIGN) -> dict:
     return {"request_id": request_id, "customer_id": customer_id, "campaign": campaign}
+
+
+# --- online features from a real Feast store (the embedded SQLite file or Redis) -----------------
+
+FEAST_VIEW = "api_features"
+FEAST_SERVICE = "api_features_v1"
+
+
+def _feast_definitions(source_path: Path):
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource
+    from feast.data_format import ParquetFormat
+    from feast.types import Float64
+    from feast.value_type import ValueType
+
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+    source = FileSource(
+        name="api_features_source",
+        path=str(source_path),
+        file_format=ParquetFormat(),
+        timestamp_field="event_timestamp",
+    )
+    view = FeatureView(
+        name=FEAST_VIEW,
+        entities=[customer],
+        ttl=timedelta(days=30),
+        schema=[Field(name="feature_a", dtype=Float64)],
+        source=source,
+        online=True,
+    )
+    return [customer, view, FeatureService(name=FEAST_SERVICE, features=[view])]
+
+
+def _materialized_reader(settings: Settings, stamps: dict[int, datetime | None]):
+    """Customers 1..60 (feature_a = the id) at their stamp (default 1 h old; None: no row),
+    materialized as the pipeline does (``open_feature_store``: the store the settings select,
+    the project's batch engine); the API's own reader of it."""
+    from orchestration.core.decisioning.realtime import FeastFeatureReader
+    from orchestration.core.features.feast_store import open_feature_store
+
+    rows = {c: stamps.get(c, NOW - timedelta(hours=1)) for c in range(1, N_CUSTOMERS + 1)}
+    rows = {c: at for c, at in rows.items() if at is not None}
+    path = settings.data_dir / "feast_source" / "api_features.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {
+            "customer_id": np.array(list(rows), dtype=np.int64),
+            "feature_a": np.array(list(rows), dtype=float),
+            "event_timestamp": pd.to_datetime(list(rows.values()), utc=True).astype(
+                "datetime64[us, UTC]"
+            ),  # DuckDB cannot cast nanosecond time zone stamps
+        }
+    ).to_parquet(path)
+    store = open_feature_store(settings)
+    store.apply(_feast_definitions(path))
+    times = list(rows.values())
+    store.materialize(min(times) - timedelta(seconds=1), max(times) + timedelta(seconds=1))
+    return FeastFeatureReader(store, FEAST_SERVICE)
+
+
+@pytest.fixture(params=["fake", "sqlite", "redis"])
+def online_features(request, api_settings: Settings, loader: FakeLoader, service, monkeypatch):
+    """``use(stamps)`` puts the serving state's online features in place: the fake, or a Feast
+    store on the embedded SQLite file or on a real redis-server (CAMPAIGN_ONLINE_STORE), the
+    customers at ``stamps`` (default 1 h old; None: missing)."""
+    kind = request.param
+    if kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        monkeypatch.setenv("CAMPAIGN_ONLINE_STORE", "redis")
+        monkeypatch.setenv("CAMPAIGN_REDIS_URL", server.url(server.fresh_db()))
+
+    def use(stamps: dict[int, datetime | None] | None = None) -> str:
+        if kind == "fake":
+            loader.features.stamps.update(stamps or {})
+        else:
+            loader.features = _materialized_reader(Settings.from_env(), stamps or {})
+            loader.bump()
+            service.refresh(force=True)
+        return kind
+
+    return use

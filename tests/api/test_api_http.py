@@ -110,8 +110,9 @@ def test_over_the_rate_limit_is_429_with_retry_after(api_settings, service, toke
 
 
 def test_a_decision_answers_the_engine_decision_with_versions_and_latency(
-    client, decide_token, service
+    client, decide_token, service, online_features
 ):
+    online_features()
     customer = _plain_customers()[0]
     answer = _post(client, decide_token, "r1", customer).json()
     assert answer["decision"] == "send" and answer["reason"] == "selected_top_uplift"
@@ -268,10 +269,11 @@ def _with_old_campaign_hash(load):
     return patched
 
 
-def test_stale_or_missing_online_features_answer_stale_features(client, decide_token, loader):
+def test_stale_or_missing_online_features_answer_stale_features(
+    client, decide_token, online_features
+):
     fresh, stale, missing = _plain_customers()[:3]
-    loader.features.stamps[stale] = NOW - timedelta(hours=49)  # window: 48 h
-    loader.features.stamps[missing] = None
+    online_features({stale: NOW - timedelta(hours=49), missing: None})  # window: 48 h
     assert _safe(client, decide_token, "f1", fresh)[:2] == ("send", "selected_top_uplift")
     assert _safe(client, decide_token, "f2", stale)[:2] == ("no_send", "stale_features")
     assert _safe(client, decide_token, "f3", missing)[:2] == ("no_send", "stale_features")
@@ -317,7 +319,10 @@ def test_a_canary_answers_the_challenger_share_as_propensity(
 # --- health ---------------------------------------------------------------------------------
 
 
-def test_health_reports_the_loaded_versions_and_the_online_freshness(client, service):
+def test_health_reports_the_loaded_versions_and_the_online_freshness(
+    client, service, online_features
+):
+    online_features()
     health = client.get("/v1/health").json()
     assert health["status"] == "ok" and health["released"] is True
     assert health["models"] == {"uplift_model@champion": "3"}

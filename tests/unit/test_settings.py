@@ -102,6 +102,7 @@ def test_each_setting_comes_from_its_variable(clean_env, var, raw, read) -> None
         ("CAMPAIGN_PROMOTION_MARGIN", "a lot", "a number"),
         ("CAMPAIGN_ENV", "staging", "one of development, production"),
         ("CAMPAIGN_SENDS_DISABLED", "ture", "true or false"),
+        ("CAMPAIGN_ONLINE_STORE", "dynamodb", "one of sqlite, redis"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable_and_the_range(
@@ -113,6 +114,32 @@ def test_a_bad_value_is_one_line_naming_the_variable_and_the_range(
     message = str(error.value)
     assert "\n" not in message
     assert message == f"environment variable {var}={raw!r} is not valid: expected {expected}"
+
+
+def test_a_bad_redis_url_is_one_line_without_the_password(clean_env) -> None:
+    clean_env.setenv("CAMPAIGN_REDIS_URL", "http://user:s3cret@cache:6379/0")
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env()
+    message = str(error.value)
+    assert message.startswith("CAMPAIGN_REDIS_URL='http://user:***@cache:6379/0' is not valid")
+    assert "s3cret" not in message and "\n" not in message
+    clean_env.setenv("CAMPAIGN_REDIS_URL", "redis://cache:6379/cache")
+    with pytest.raises(SettingsError, match="the path must be a database number"):
+        Settings.from_env()
+
+
+def test_the_redis_url_becomes_feasts_connection_string(clean_env) -> None:
+    from orchestration.core.features.redis_online_store import feast_connection_string
+
+    clean_env.setenv("CAMPAIGN_ONLINE_STORE", "redis")
+    clean_env.setenv("CAMPAIGN_REDIS_URL", "rediss://app:p%40ss@cache.internal:6380/3")
+    settings = Settings.from_env()
+    assert settings.online_store == "redis"
+    assert "p%40ss" not in repr(settings)
+    assert feast_connection_string(settings.redis_url) == (
+        "cache.internal:6380,db=3,username=app,password=p@ss,ssl=true"
+    )
+    assert feast_connection_string("redis://127.0.0.1") == "127.0.0.1:6379"
 
 
 def test_a_bad_world_clock_names_the_variable(clean_env) -> None:

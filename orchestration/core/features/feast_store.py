@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -27,8 +28,10 @@ TIMESTAMP_COLUMN = "event_timestamp"
 def open_feature_store(settings: Settings) -> FeatureStore:
     """The Feast store of ``feature_repo/``, with file paths moved under ``settings.data_dir``.
 
-    Only the embedded defaults (file registry, a SQLite online store: the stock one or the packed
-    one of ``online_store.py``) have paths; a Redis online store or a SQL registry configured in
+    The online store is ``settings.online_store``: ``sqlite`` keeps feature_store.yaml's (the
+    embedded SQLite file, its path moved under the data directory; a store configured there
+    otherwise, e.g. Redis, is left as configured); ``redis`` replaces it with the bulk-writing
+    Redis store of ``redis_online_store.py`` at ``settings.redis_url``. A SQL registry in
     feature_store.yaml is left as configured.
     """
     from feast import FeatureStore
@@ -40,11 +43,33 @@ def open_feature_store(settings: Settings) -> FeatureStore:
     registry = config.registry
     if getattr(registry, "registry_type", "file") == "file":
         registry.path = str(settings.feast_dir / "registry.db")
+    if settings.online_store == "redis":
+        config.online_config = redis_online_config(settings)
     online = config.online_store
     online_type = str(getattr(online, "type", ""))
     if online_type == "sqlite" or online_type.endswith("SqliteOnlineStore"):
         online.path = str(settings.feast_dir / "online_store.db")
     return FeatureStore(repo_path=str(repo_dir), config=config)
+
+
+def redis_online_config(settings: Settings) -> dict[str, str]:
+    """The ``online_store`` block for the Redis server at ``settings.redis_url``."""
+    from orchestration.core.features.redis_online_store import (
+        STORE_TYPE,
+        feast_connection_string,
+    )
+
+    return {"type": STORE_TYPE, "connection_string": feast_connection_string(settings.redis_url)}
+
+
+def online_store_location(settings: Settings) -> str:
+    """Where the online features are, for metadata and reports (no password)."""
+    if settings.online_store == "redis":
+        parts = urlsplit(settings.redis_url)
+        return (
+            f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}/{parts.path.strip('/') or 0}"
+        )
+    return str(settings.feast_dir / "online_store.db")
 
 
 def _import_repo_modules(repo_dir: Path) -> list[object]:

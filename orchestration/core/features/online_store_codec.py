@@ -1,6 +1,7 @@
 """Feast's byte formats, computed a column at a time with numpy and pyarrow (no protobuf per cell).
 
-Used by the packed online store (``online_store.py``) to write whole Arrow batches:
+Used by the bulk writers of the packed SQLite store (``online_store.py``) and of the Redis store
+(``redis_online_store.py``) to write whole Arrow batches:
 
 - ``encode_entity_keys``: Feast's entity key serialization version 3, byte for byte
   (``<u32 n_keys>``, per key ``<u32 STRING><u32 len>name``, then per value
@@ -10,7 +11,11 @@ Used by the packed online store (``online_store.py``) to write whole Arrow batch
   (double ``0x29`` + 8 bytes, float ``0x35`` + 4, bool ``0x38`` + ``00|01``, int64 ``0x20`` +
   varint, int32 ``0x18`` + varint; a null is an empty ``Value``). Nulls follow Feast's
   conversion: an Arrow null or a NaN is a null value.
-- ``epoch_seconds``: event times as whole epoch seconds, what the stock SQLite store keeps.
+- ``encode_values``: the same ``Value`` bytes one column at a time, unwrapped (Redis keeps one
+  hash field per feature).
+- ``epoch_seconds``: event times as whole epoch seconds, what the stock SQLite store keeps;
+  ``encode_timestamps``: serialized ``google.protobuf.Timestamp`` (``0x08`` + varint seconds,
+  ``0x10`` + varint nanos, zeros left out), what the stock Redis store keeps in ``_ts:<view>``.
 
 Value types without a vectorised encoder (strings, lists, timestamps, ...) go through Feast's own
 per-value conversion, so every type Feast supports is written, only more slowly. Feast is
@@ -77,62 +82,70 @@ def _filled(array: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(array, zero).to_numpy(zero_copy_only=False))
 
 
-def _varint_cells(values: np.ndarray, tag: int, nulls: np.ndarray) -> pa.Array:
-    """``0x0A <len> <tag> <varint>`` per row (protobuf varint of the two's complement)."""
-    u = values.astype(np.int64).view(np.uint64)
+def _varint_groups(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Protobuf varints of unsigned 64-bit values: (10 bytes per row, zero padded; byte counts)."""
     nbytes = np.ones(len(u), dtype=np.int64)
     for k in range(1, 10):
         nbytes += u >= np.uint64(1 << (7 * k))
     shifts = np.arange(10, dtype=np.uint64) * np.uint64(7)
     groups = ((u[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
     groups[np.arange(10) < (nbytes - 1)[:, None]] |= 0x80
-    matrix = np.empty((len(u), 13), dtype=np.uint8)
-    matrix[:, 0] = _REPEATED_VAL_TAG
-    matrix[:, 1] = 1 + nbytes
-    matrix[:, 2] = tag
-    matrix[:, 3:] = groups
-    matrix[nulls, 1] = 0
-    return _binary_from_matrix(matrix, np.where(nulls, 2, 3 + nbytes))
+    return groups, nbytes
 
 
-def _fixed_cells(payload: np.ndarray, tag: int, nulls: np.ndarray) -> pa.Array:
-    """``0x0A <len> <tag> <payload bytes>`` per row, for fixed-width payloads."""
+def _varint_cells(values: np.ndarray, tag: int, nulls: np.ndarray, wrap: bool) -> pa.Array:
+    """``<tag> <varint>`` per row (protobuf varint of the two's complement); with ``wrap`` as a
+    RepeatedValue element, ``0x0A <len>`` in front. A null is an empty Value."""
+    groups, nbytes = _varint_groups(values.astype(np.int64).view(np.uint64))
+    head = 2 if wrap else 0
+    matrix = np.empty((len(values), head + 11), dtype=np.uint8)
+    if wrap:
+        matrix[:, 0] = _REPEATED_VAL_TAG
+        matrix[:, 1] = np.where(nulls, 0, 1 + nbytes)
+    matrix[:, head] = tag
+    matrix[:, head + 1 :] = groups
+    return _binary_from_matrix(matrix, np.where(nulls, head, head + 1 + nbytes))
+
+
+def _fixed_cells(payload: np.ndarray, tag: int, nulls: np.ndarray, wrap: bool) -> pa.Array:
+    """``<tag> <payload bytes>`` per row, for fixed-width payloads (``wrap``: see _varint_cells)."""
     rows = len(payload)
     raw = np.ascontiguousarray(payload).view(np.uint8).reshape(rows, -1)
     width = raw.shape[1]
-    matrix = np.empty((rows, 3 + width), dtype=np.uint8)
-    matrix[:, 0] = _REPEATED_VAL_TAG
-    matrix[:, 1] = 1 + width
-    matrix[:, 2] = tag
-    matrix[:, 3:] = raw
-    matrix[nulls, 1] = 0
-    return _binary_from_matrix(matrix, np.where(nulls, 2, 3 + width))
+    head = 2 if wrap else 0
+    matrix = np.empty((rows, head + 1 + width), dtype=np.uint8)
+    if wrap:
+        matrix[:, 0] = _REPEATED_VAL_TAG
+        matrix[:, 1] = np.where(nulls, 0, 1 + width)
+    matrix[:, head] = tag
+    matrix[:, head + 1 :] = raw
+    return _binary_from_matrix(matrix, np.where(nulls, head, head + 1 + width))
 
 
-def _feast_cells(array: pa.Array, value_type: str) -> pa.Array:
-    """Any other type: Feast's own conversion, then each Value wrapped as a RepeatedValue element."""
+def _feast_cells(array: pa.Array, value_type: str, wrap: bool) -> pa.Array:
+    """Any other type: Feast's own conversion (``wrap``: each Value as a RepeatedValue element)."""
     from feast.type_map import python_values_to_proto_values
     from feast.value_type import ValueType
 
     values = python_values_to_proto_values(
         array.to_numpy(zero_copy_only=False), ValueType[value_type]
     )
-    cells = []
-    for value in values:
-        raw = value.SerializeToString()
-        cells.append(bytes([_REPEATED_VAL_TAG]) + _varint(len(raw)) + raw)
+    cells = [value.SerializeToString() for value in values]
+    if wrap:
+        cells = [bytes([_REPEATED_VAL_TAG]) + _varint(len(raw)) + raw for raw in cells]
     return pa.array(cells, pa.binary())
 
 
-def encode_cells(array: pa.Array, value_type: str) -> pa.Array:
-    """One RepeatedValue element (``0x0A <len> <Value>``) per row of ``array``."""
+def encode_cells(array: pa.Array, value_type: str, wrap: bool = True) -> pa.Array:
+    """One RepeatedValue element (``0x0A <len> <Value>``) per row of ``array``; with
+    ``wrap=False`` the serialized ``Value`` itself (what Redis keeps per hash field)."""
     if value_type not in VECTORISED_VALUE_TYPES or not (
         pa.types.is_integer(array.type)
         or pa.types.is_floating(array.type)
         or pa.types.is_boolean(array.type)
         or pa.types.is_null(array.type)
     ):
-        return _feast_cells(array, value_type)
+        return _feast_cells(array, value_type, wrap)
     if pa.types.is_null(array.type):
         array = pa.nulls(len(array), pa.float64())
     nulls = _nulls(array)
@@ -140,11 +153,16 @@ def encode_cells(array: pa.Array, value_type: str) -> pa.Array:
     if value_type in _VARINT_TAGS:
         if value_type == "INT32":
             values = values.astype(np.int32)  # what int32_val holds, sign-extended on the wire
-        return _varint_cells(values.astype(np.int64), _VARINT_TAGS[value_type], nulls)
+        return _varint_cells(values.astype(np.int64), _VARINT_TAGS[value_type], nulls, wrap)
     if value_type == "BOOL":
-        return _fixed_cells((values != 0).astype(np.uint8), _BOOL_TAG, nulls)
+        return _fixed_cells((values != 0).astype(np.uint8), _BOOL_TAG, nulls, wrap)
     tag, dtype = _FIXED_TAGS[value_type]
-    return _fixed_cells(values.astype(np.float64).astype(dtype), tag, nulls)
+    return _fixed_cells(values.astype(np.float64).astype(dtype), tag, nulls, wrap)
+
+
+def encode_values(array: pa.Array, value_type: str) -> pa.Array:
+    """``Value.SerializeToString()`` per row of ``array`` (a null is empty bytes)."""
+    return encode_cells(array, value_type, wrap=False)
 
 
 def encode_rows(columns: list[tuple[pa.Array, str]]) -> pa.Array:
@@ -194,17 +212,43 @@ def encode_entity_keys(keys: list[tuple[str, pa.Array, str]]) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, _EMPTY)
 
 
-def epoch_seconds(array: pa.Array) -> np.ndarray:
-    """Whole seconds since the epoch (UTC), truncated like ``int(datetime.timestamp())``.
-
-    A timestamp without a time zone is read as UTC (Feast's ``to_naive_utc`` convention).
-    """
+def epoch_micros(array: pa.Array) -> np.ndarray:
+    """Microseconds since the epoch (UTC) as int64; a timestamp without a zone is UTC."""
     if array.null_count:
         raise ValueError("event timestamps may not be null")
     # A timestamp's stored integer is UTC (the zone only labels it); naive ones are taken as UTC.
     zone = array.type.tz if pa.types.is_timestamp(array.type) else None
     micros_type = pa.timestamp("us", tz=zone)
-    micros = np.asarray(
+    return np.asarray(
         pc.cast(pc.cast(array, micros_type, safe=False), pa.int64()).to_numpy(zero_copy_only=False)
     )
+
+
+def _varint_field(values: np.ndarray, tag: int) -> pa.Array:
+    """``<tag> <varint>`` per row, empty where the value is zero (proto3 leaves defaults out)."""
+    groups, nbytes = _varint_groups(values.view(np.uint64))
+    matrix = np.empty((len(values), 11), dtype=np.uint8)
+    matrix[:, 0] = tag
+    matrix[:, 1:] = groups
+    return _binary_from_matrix(matrix, np.where(values == 0, 0, 1 + nbytes))
+
+
+def encode_timestamps(micros: np.ndarray) -> pa.Array:
+    """``google.protobuf.Timestamp.SerializeToString()`` per row, what ``Timestamp.FromDatetime``
+    gives for the microsecond datetimes Feast turns event times into: ``0x08 <varint seconds>``
+    (floored) then ``0x10 <varint nanos>``, each left out when zero."""
+    micros = np.asarray(micros, dtype=np.int64)
+    seconds = np.floor_divide(micros, 1_000_000)
+    nanos = (micros - seconds * 1_000_000) * 1000
+    return pc.binary_join_element_wise(
+        _varint_field(seconds, 0x08), _varint_field(nanos, 0x10), _EMPTY
+    )
+
+
+def epoch_seconds(array: pa.Array) -> np.ndarray:
+    """Whole seconds since the epoch (UTC), truncated like ``int(datetime.timestamp())``.
+
+    A timestamp without a time zone is read as UTC (Feast's ``to_naive_utc`` convention).
+    """
+    micros = epoch_micros(array)
     return np.sign(micros) * (np.abs(micros) // 1_000_000)
