@@ -665,6 +665,9 @@ def _print_summary(instance, run_id: str, elapsed: float | None) -> None:
             f"{release.get('already_in_ledger', 0):,} already there today "
             f"(digest {str(release.get('decisions_digest', ''))[:12]})"
         )
+        held = release.get("held_awaiting_approval") or {}
+        for name, why in sorted(held.items()):
+            console.print(f"held, awaiting approval: {name}: {why}", markup=False)
     if sends:
         console.print(
             f"sends: {sends.get('delivered', 0):,} delivered, {sends.get('deferred', 0):,} "

@@ -75,3 +75,21 @@ def test_the_kill_switch_is_lifted_only_after_another_identity_approves(team):
     audit = _campaign("audit", "log")
     assert "kill_switch_on" in audit.output and "kill_switch_off" in audit.output
     assert _campaign("audit", "verify").exit_code == 0
+
+
+def test_keygen_makes_a_key_that_signs_approvals(data_dir, tmp_path, monkeypatch):
+    made = _campaign("keygen", "erin", "--out", str(tmp_path / "erin.pem"))
+    assert made.exit_code == 0, made.output
+    assert oct((tmp_path / "erin.pem").stat().st_mode & 0o777) == "0o600"
+    assert _campaign("keygen", "erin", "--out", str(tmp_path / "erin.pem")).exit_code == 1
+    approvers = tmp_path / "approvers.yaml"
+    approvers.write_text(
+        "identities:\n  alice:\n    hmac_secret_env: CAMPAIGN_TEST_ALICE_SECRET\n"
+        + made.output.split("\n", 1)[1]
+    )
+    monkeypatch.setenv("CAMPAIGN_TEST_ALICE_SECRET", "s")
+    monkeypatch.setenv("CAMPAIGN_APPROVERS_FILE", str(approvers))
+    submitted = _campaign("submit", "policy", "--as", "alice")
+    content_hash = re.search(r"\b[0-9a-f]{64}\b", submitted.output).group(0)
+    approved = _campaign("approve", "policy", "--hash", content_hash, "--as", "erin")
+    assert approved.exit_code == 0, approved.output
