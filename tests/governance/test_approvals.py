@@ -196,3 +196,10 @@ def test_approvals_off_by_default_in_development_on_in_production(data_dir, monk
     monkeypatch.setenv("CAMPAIGN_ENV", "production")
     assert Settings.from_env().require_approvals is True
     assert governance_for(Settings.from_env()).identities.by_name == {}
+
+
+def test_an_unreadable_private_key_is_a_one_line_refusal(settings, governance, tmp_path):
+    (tmp_path / "team" / "bob.ed25519.pem").write_text("not a key")
+    governance.submit(CAMPAIGN, "spring", H1, "alice")
+    with pytest.raises(GovernanceError, match="'bob': its private key cannot be read"):
+        governance.approve(CAMPAIGN, "spring", H1, "bob")

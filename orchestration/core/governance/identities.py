@@ -121,7 +121,13 @@ class Identity:
                 f"identity {self.name!r} has no private key here ({where or 'none configured'}): "
                 "only the holder of its ed25519 key can sign as it"
             )
-        key = load_pem_private_key(pem, password=None)
+        try:
+            key = load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            raise GovernanceError(
+                f"identity {self.name!r}: its private key cannot be read as an unencrypted PEM "
+                f"(PKCS8) key: {exc}"
+            ) from None
         if not isinstance(key, Ed25519PrivateKey):
             raise GovernanceError(f"identity {self.name!r}: its private key is not ed25519")
         if _raw_public(key.public_key()) != _public_key_bytes(self.key.ed25519_public_key or ""):
