@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from orchestration import governance_cli
 from orchestration.core.common.yaml_files import YamlFileError
 from orchestration.settings import Settings, SettingsError
 
@@ -501,10 +502,14 @@ def _ledger():
 
 @release_app.command("list")
 def release_list(limit: Annotated[int, typer.Option(help="How many recent releases.")] = 10):
-    """Recent releases: run, status, when, messages, versions and the decisions' digest."""
+    """Recent releases: run, status (released, revoked, awaiting_approval), when, messages,
+    versions, the decisions' digest and the campaigns held for want of an approval."""
+    import json
+
     releases = _ledger().releases().tail(limit)
     table = Table(title="releases (newest last)")
-    for column in ("run", "status", "released at", "messages", "model", "policy", "digest"):
+    columns = ("run", "status", "released at", "messages", "model", "policy", "digest", "held")
+    for column in columns:
         table.add_column(column)
     for r in releases.itertuples(index=False):
         table.add_row(
@@ -515,6 +520,7 @@ def release_list(limit: Annotated[int, typer.Option(help="How many recent releas
             r.model_versions,
             r.policy_version,
             r.decisions_digest[:12],
+            ", ".join(sorted(json.loads(r.held))) or "-",
         )
     console.print(table)
 
@@ -657,6 +663,9 @@ def _print_summary(instance, run_id: str, elapsed: float | None) -> None:
             f"{release.get('already_in_ledger', 0):,} already there today "
             f"(digest {str(release.get('decisions_digest', ''))[:12]})"
         )
+        held = release.get("held_awaiting_approval") or {}
+        for name, why in sorted(held.items()):
+            console.print(f"held, awaiting approval: {name}: {why}", markup=False)
     if sends:
         console.print(
             f"sends: {sends.get('delivered', 0):,} delivered, {sends.get('deferred', 0):,} "
@@ -697,7 +706,8 @@ def _print_summary(instance, run_id: str, elapsed: float | None) -> None:
 
 
 audit_app = typer.Typer(
-    help="The audit trail: every release and revocation, in a hash-chained log.",
+    help="The audit trail: every governance action (release, hold, revocation, promotion, "
+    "submission, approval, kill switch, a version going live), in a hash-chained log.",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
@@ -765,6 +775,14 @@ def audit_log(
             highlight=False,
             soft_wrap=True,
         )
+
+
+# Four-eyes governance (orchestration/governance_cli.py): submit, approve, approvals, kill switch.
+app.add_typer(governance_cli.submit_app, name="submit")
+app.add_typer(governance_cli.approve_app, name="approve")
+app.command("approvals")(governance_cli.approvals)
+app.command("keygen")(governance_cli.keygen)
+app.add_typer(governance_cli.kill_switch_app, name="kill-switch")
 
 
 token_app = typer.Typer(

@@ -47,6 +47,7 @@ FEATURE_REPO_DIR = PROJECT_DIR / "feature_repo"
 CAMPAIGNS_DIR = PROJECT_DIR / "campaigns"
 POLICY_FILE = PROJECT_DIR / "policies" / "global_policy.yaml"
 GATEWAY_CONFIG = PROJECT_DIR / "config" / "gateway.yaml"
+APPROVERS_FILE = PROJECT_DIR / "config" / "approvers.yaml"
 
 ENV_PREFIX = "CAMPAIGN_"
 # The notifier configuration (CAMPAIGN_ALERT_NOTIFIERS, _WEBHOOK_URL, _SMTP_*): checked by
@@ -225,6 +226,13 @@ class Settings(_FromEnvironment):
     pseudonym_key: SecretStr | None = None
     # The kill switch (CAMPAIGN_SENDS_DISABLED=true): no message leaves the gateway.
     sends_disabled: bool = False
+    # Four-eyes approvals (orchestration.core.governance): who may submit and approve, with the
+    # key each signs with (CAMPAIGN_APPROVERS_FILE), and whether a campaign or policy version, a
+    # manual promotion and lifting the kill switch need an approval before they take effect
+    # (CAMPAIGN_REQUIRE_APPROVALS; default: on in production, off in development so that the
+    # quick start sends out of the box).
+    approvers_file: ResolvedPath = APPROVERS_FILE
+    require_approvals: bool = Field(default_factory=lambda data: data.get("env") == "production")
     # Where alerts link to (CAMPAIGN_DAGSTER_UI_URL; None: the alerting package's default).
     dagster_ui_url: str | None = None
     # The online store (CAMPAIGN_ONLINE_STORE): "sqlite", the embedded file feature_store.yaml
@@ -322,6 +330,11 @@ class Settings(_FromEnvironment):
     @property
     def gateway_dir(self) -> Path:
         return self.data_dir / "gateway"
+
+    @property
+    def approvals_db(self) -> Path:
+        """Submissions and approvals (orchestration.core.governance.approvals)."""
+        return self.data_dir / "governance" / "approvals.db"
 
     @property
     def reports_dir(self) -> Path:

@@ -48,6 +48,20 @@ def _live_campaigns(s: Settings) -> dict:
     return {n: c for n, c in loaded.items() if c.enabled and not c.dry_run}
 
 
+def _approval_holds(s: Settings, live: dict, decisions: pd.DataFrame):
+    """What approvals hold back (CAMPAIGN_REQUIRE_APPROVALS): nothing when they are off."""
+    from orchestration.core.decisioning.campaigns import load_campaigns
+    from orchestration.core.governance.approvals import ReleaseHolds, governance_for, release_holds
+
+    if not s.require_approvals:
+        return ReleaseHolds({}, ())
+    sources = load_campaigns(s.campaigns_dir).sources
+    decided = decisions.get("policy_version", pd.Series(dtype=str)).dropna().astype(str)
+    return release_holds(
+        governance_for(s), {n: sources[n] for n in live}, s.policy_file, set(decided)
+    )
+
+
 @asset(
     ins={
         "campaign_decisions": AssetIn(AssetKey("campaign_decisions")),
@@ -63,8 +77,10 @@ def _live_campaigns(s: Settings) -> dict:
         "own evaluations, so a re-execution of a subset cannot release). Records the run id, "
         "each check's result, the model, policy, feature and campaign-file versions and a "
         "digest of the released decisions, and enqueues the live campaigns' send/deferred "
-        "decisions as due, in one transaction. `campaign release revoke <run>` cancels what a "
-        "release has not yet delivered."
+        "decisions as due, in one transaction. With CAMPAIGN_REQUIRE_APPROVALS, a campaign whose "
+        "file (or the policy's) current hash has no four-eyes approval is held: decided, "
+        "recorded, nothing enqueued (status awaiting_approval when nothing is left to release). "
+        "`campaign release revoke <run>` cancels what a release has not yet delivered."
     ),
 )
 def campaign_release(
@@ -92,15 +108,21 @@ def campaign_release(
     decisions = pd.read_parquet(campaign_decisions.path)
     live = _live_campaigns(s)
     messages = sendable(decisions, live)
+    live_decisions = decisions[decisions["campaign"].isin(live)] if len(decisions) else decisions
+    holds = _approval_holds(s, live, live_decisions)
+    for name, why in holds.campaigns.items():
+        context.log.warning(f"campaign {name} held, nothing enqueued: {why}")
     release = build_release(
         run_id=run_id,
         released_at=s.now().isoformat(),
         send_date=campaign_decisions.send_date,
         verdict=verdict,
-        decisions=decisions[decisions["campaign"].isin(live)] if len(decisions) else decisions,
+        decisions=live_decisions,
         messages=messages,
         feature_version=scoring_features.feature_version,
         campaign_files=file_hashes([*campaign_files(s.campaigns_dir), s.policy_file]),
+        held=holds.campaigns,
+        held_files=holds.files,
     )
     newly_due = gateway.ledger(s).record_release(release, messages)
     # the baseline of safety_tables_only_grow: what this release's raw data suppressed
@@ -108,6 +130,8 @@ def campaign_release(
     return MaterializeResult(
         metadata={
             "run_id": run_id,
+            "status": release.status,
+            "held_awaiting_approval": MetadataValue.json(release.held),
             "checks_passed": len(release.checks),
             "messages": release.messages,
             "newly_due": newly_due,

@@ -292,6 +292,24 @@ def challenger_promotion_gate(
     )
 
 
+def _refuse_unapproved_override(context: AssetExecutionContext, s, plan):
+    """A manual override without a four-eyes approval (CAMPAIGN_REQUIRE_APPROVALS) moves
+    nothing: the champion keeps serving and the step says why."""
+    from orchestration.core.model.promotion import (
+        MANUAL_OVERRIDE,
+        PromotionPlan,
+        override_approval,
+    )
+
+    if plan.target is None or not (plan.promoted_by or "").startswith(MANUAL_OVERRIDE):
+        return plan
+    approval = override_approval(s, plan.target)
+    if approval is None or approval.approved:
+        return plan
+    context.log.error(f"manual promotion to v{plan.target} refused: {approval.reason}")
+    return PromotionPlan(None, None, f"manual override refused: {approval.reason}")
+
+
 @asset(
     deps=[uplift_model, AssetKey("training_set")],
     group_name=GROUP,
@@ -303,7 +321,9 @@ def challenger_promotion_gate(
         "against the current champion (it re-reads the decision from the challenger's MLflow "
         "run), or onto CAMPAIGN_PROMOTE_OVERRIDE=<version>. The moved version is tagged "
         "promoted_by (promotion_gate | manual_override:<version>), promoted_at, promoted_from "
-        "and promoted_in_run. Skipped when the gate fails; otherwise the champion keeps serving."
+        "and promoted_in_run. With CAMPAIGN_REQUIRE_APPROVALS an override moves nothing until "
+        "another identity approved that model version (`campaign approve model`). Skipped when "
+        "the gate fails; otherwise the champion keeps serving."
     ),
 )
 def model_promotion(
@@ -325,6 +345,7 @@ def model_promotion(
         override=s.promote_override,
         run_id=run_id,
     )
+    plan = _refuse_unapproved_override(context, s, plan)
     moved, promoted_at = plan.target is not None, None
     if moved:
         outcome = move_champion(s, plan.target, plan.promoted_by, run_id=run_id)

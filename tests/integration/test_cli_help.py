@@ -20,9 +20,14 @@ COMMANDS = [
     "checks",
     "explain",
     "dry-run",
+    "approvals",
+    "keygen",
     "serve",
     "release",
     "audit",
+    "submit",
+    "approve",
+    "kill-switch",
     "token",
 ]
 # Wide, plain output: rich wraps and colours to the terminal otherwise.

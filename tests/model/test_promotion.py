@@ -422,3 +422,38 @@ def test_a_manual_override_goes_through_model_promotion(
     tags = client.get_model_version(mlflow_settings.model_name, second.version).tags
     assert tags[PROMOTED_BY_TAG] == f"{MANUAL_OVERRIDE}:{second.version}"
     assert tags["promoted_from"] == first.version
+
+
+def test_registry_a_manual_override_needs_a_four_eyes_approval_of_that_version(
+    mlflow_settings, split, tmp_path, monkeypatch
+):
+    from orchestration.core.governance.approvals import MODEL, governance_for
+    from orchestration.core.governance.identities import GovernanceError
+    from orchestration.core.model.promotion import OverrideNotApproved
+    from orchestration.core.model.registry import model_version_hash
+    from orchestration.core.observability.audit import AuditLog, audit_log_path
+    from orchestration.settings import Settings
+    from tests.governance.approvers import write_approvers
+
+    frame, _, _ = split
+    first = _register(mlflow_settings, frame, FEATURES)
+    second = _register(mlflow_settings, frame, ["noise"])
+    write_approvers(tmp_path / "team", monkeypatch)
+    s = Settings.from_env()
+    governance = governance_for(s)
+    # an approval of another version does not count for this one
+    governance.submit(MODEL, s.model_name, model_version_hash(s, first.version), "alice")
+    governance.approve(MODEL, s.model_name, model_version_hash(s, first.version), "bob")
+    with pytest.raises(OverrideNotApproved, match=f"promotion to v{second.version} refused"):
+        apply_promotion(s, None, override=second.version)
+    assert _registry(s)[1] == first.version  # the champion did not move
+
+    second_hash = model_version_hash(s, second.version)
+    governance.submit(MODEL, s.model_name, second_hash, "alice")
+    with pytest.raises(GovernanceError, match="self-approval"):
+        governance.approve(MODEL, s.model_name, second_hash, "alice")
+    governance.approve(MODEL, s.model_name, second_hash, "carol")
+    forced = apply_promotion(s, None, override=second.version)
+    assert forced.changed and _registry(s)[1] == second.version
+    promote = [e for e in AuditLog(audit_log_path(s.data_dir)).entries() if e.action == "promote"]
+    assert promote[-1].details["approval"].startswith("approved by carol")

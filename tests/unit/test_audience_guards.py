@@ -183,6 +183,8 @@ def test_released_audiences_counts_released_runs_from_their_decision_files(tmp_p
     only_latest = released_audiences(tmp_path, releases, {"spring": 2})
     assert set(only_latest["run_id"]) == {"b"}
     assert released_audiences(tmp_path, releases.iloc[:0], {"spring": 8}).empty
+    # a ledger whose only releases are revoked (or awaiting approval) has no history, no error
+    assert released_audiences(tmp_path, releases.iloc[2:3], {"spring": 8}).empty
 
 
 # --- composition ------------------------------------------------------------------------------

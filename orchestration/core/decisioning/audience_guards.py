@@ -235,6 +235,8 @@ def released_audiences(
     if releases is None or releases.empty or not campaigns:
         return pd.DataFrame(columns=columns)
     live = releases[(releases["status"] == "released") & (releases["run_id"] != exclude_run)]
+    if live.empty:  # e.g. only releases awaiting approval or revoked: no history yet
+        return pd.DataFrame(columns=columns)
     wanted: dict[str, set[str]] = {}  # run_id -> campaigns to count in it
     for name, days in campaigns.items():
         mine = live[live["campaigns"].map(lambda raw, n=name: n in json.loads(raw or "[]"))]

@@ -16,6 +16,7 @@ release (or revocation) is rolled back, so none stands unaudited.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import sqlite3
@@ -28,8 +29,13 @@ from pathlib import Path
 import pandas as pd
 
 from orchestration.core.common.sqlite_tx import immediate_transaction
-from orchestration.core.delivery.releases import Release
-from orchestration.core.observability.audit import RELEASE, REVOKE, AuditLog
+from orchestration.core.delivery.releases import (
+    AWAITING_APPROVAL,
+    RELEASED,
+    Release,
+    releasable_messages,
+)
+from orchestration.core.observability.audit import GO_LIVE, HOLD, RELEASE, REVOKE, AuditLog
 from orchestration.core.observability.tracing import trace_id_for_run
 
 DUE = "due"
@@ -72,7 +78,7 @@ RELEASE_ACTOR = "campaign_release"
 RELEASES = """
 create table if not exists releases (
     run_id text primary key,
-    status text not null check (status in ('released', 'revoked')),
+    status text not null check (status in ('released', 'revoked', 'awaiting_approval')),
     released_at text not null,
     send_date text not null,
     checks text not null,
@@ -83,6 +89,9 @@ create table if not exists releases (
     decisions_digest text not null,
     messages integer not null,
     campaigns text not null,
+    -- campaign -> why approvals held it back (its messages were not enqueued)
+    held text not null default '{}',
+    held_files text not null default '[]',
     revoked_at text,
     revoked_by text,
     revoke_reason text
@@ -172,6 +181,9 @@ class SendLedger:
                 self._migrate(con)
             elif columns and "trace_id" not in columns:
                 con.execute("alter table deliveries add column trace_id text")
+            released = {row[1] for row in con.execute("pragma table_info(releases)")}
+            if released and "held" not in released:
+                self._migrate_releases(con, released)
             con.executescript(SCHEMA)
 
     @staticmethod
@@ -189,6 +201,17 @@ class SendLedger:
                 " updated_at from deliveries_v1"
             )
             con.execute("drop table deliveries_v1")
+
+    @staticmethod
+    def _migrate_releases(con: sqlite3.Connection, columns: set[str]) -> None:
+        """Bring a releases table written before approvals (no ``held``, no
+        ``awaiting_approval`` status) to the current schema; every row keeps its values."""
+        kept = ", ".join(sorted(columns))
+        with immediate_transaction(con):
+            con.execute("alter table releases rename to releases_v1")
+            con.execute(RELEASES)
+            con.execute(f"insert into releases ({kept}) select {kept} from releases_v1")
+            con.execute("drop table releases_v1")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -220,39 +243,93 @@ class SendLedger:
         ``messages`` are (campaign, customer_id, channel[, not_before]) rows for the release's
         send date. Returns how many messages were new; rows already in the ledger for that day
         stay with the release that enqueued them. Releasing the same run twice changes nothing
-        (and audits nothing).
+        (and audits nothing). A held campaign's messages are never enqueued, and a release
+        ``awaiting_approval`` enqueues nothing (``claim_due`` would not take its rows anyway).
         """
         row = release.as_row()
+        messages = releasable_messages(release, messages)
         with self._write() as con:
             exists = con.execute(
                 "select 1 from releases where run_id = ?", (release.run_id,)
             ).fetchone()
             if exists:
                 return 0
+            previous = self._last_live_files(con)
             con.execute(
                 f"insert into releases ({', '.join(row)}, status)"
-                f" values ({', '.join('?' * len(row))}, 'released')",
-                list(row.values()),
+                f" values ({', '.join('?' * len(row))}, ?)",
+                [*row.values(), release.status],
             )
-            newly_due = self._insert_due(con, messages, release.send_date, release.run_id)
+            newly_due = 0
+            if release.status == RELEASED:
+                newly_due = self._insert_due(con, messages, release.send_date, release.run_id)
             if self.audit is not None:
+                self._audit_release(actor, release, newly_due, previous)
+            return newly_due
+
+    @staticmethod
+    def _last_live_files(con: sqlite3.Connection) -> dict[str, str]:
+        """Each campaign/policy file's hash as of the newest release that did not hold it."""
+        live: dict[str, str] = {}
+        rows = con.execute(
+            "select campaign_files, held_files from releases where status != 'awaiting_approval'"
+            " order by released_at desc, rowid desc"
+        )
+        for files, held in rows:
+            skipped = set(json.loads(held))
+            for name, content_hash in json.loads(files).items():
+                if name not in skipped:
+                    live.setdefault(name, content_hash)
+        return live
+
+    def _audit_release(
+        self, actor: str, release: Release, newly_due: int, previous: dict[str, str]
+    ) -> None:
+        """The release (or the hold) and every campaign or policy file version that goes live
+        with it, inside the release's transaction."""
+        assert self.audit is not None
+        if release.status == AWAITING_APPROVAL:
+            self.audit.append(
+                actor,
+                HOLD,
+                release.run_id,
+                {
+                    "run_id": release.run_id,
+                    "send_date": release.send_date,
+                    "held": dict(release.held),
+                    "campaign_files": dict(release.campaign_files),
+                },
+            )
+            return
+        self.audit.append(
+            actor,
+            RELEASE,
+            release.run_id,
+            {
+                "run_id": release.run_id,
+                "send_date": release.send_date,
+                "decisions_digest": release.decisions_digest,
+                "campaign_files": dict(release.campaign_files),
+                "policy_version": release.policy_version,
+                "model_versions": release.model_versions,
+                "feature_version": release.feature_version,
+                "messages": release.messages,
+                "newly_due": newly_due,
+                "held": dict(release.held),
+            },
+        )
+        for file_name, content_hash in sorted(release.campaign_files.items()):
+            if file_name not in release.held_files and previous.get(file_name) != content_hash:
                 self.audit.append(
                     actor,
-                    RELEASE,
-                    release.run_id,
+                    GO_LIVE,
+                    file_name,
                     {
                         "run_id": release.run_id,
-                        "send_date": release.send_date,
-                        "decisions_digest": release.decisions_digest,
-                        "campaign_files": dict(release.campaign_files),
-                        "policy_version": release.policy_version,
-                        "model_versions": release.model_versions,
-                        "feature_version": release.feature_version,
-                        "messages": release.messages,
-                        "newly_due": newly_due,
+                        "content_hash": content_hash,
+                        "previous_hash": previous.get(file_name),
                     },
                 )
-            return newly_due
 
     def revoke_release(self, run_id: str, by: str, reason: str) -> int:
         """Revoke a run's release: its undelivered messages are cancelled. Returns how many."""

@@ -23,6 +23,9 @@ import pandas as pd
 
 RELEASED = "released"
 REVOKED = "revoked"
+# Decided, gates passed, but nothing enqueued: a campaign (or the policy) version is not approved
+# yet (orchestration.core.governance). The next run after the approval releases it.
+AWAITING_APPROVAL = "awaiting_approval"
 # The decision values that become messages (``deferred`` ones wait for their not-before time).
 SENDABLE = ("send", "deferred")
 
@@ -143,12 +146,24 @@ class Release:
     decisions_digest: str
     messages: int
     campaigns: tuple[str, ...] = field(default_factory=tuple)
+    # campaign -> why it was held back (not approved); its messages were not enqueued
+    held: dict[str, str] = field(default_factory=dict)
+    # the held campaigns' files: their new versions did not go live with this release
+    held_files: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def status(self) -> str:
+        """``awaiting_approval`` when approvals held back every campaign that had messages (or
+        the policy), else ``released`` (the held campaigns are listed beside it)."""
+        return AWAITING_APPROVAL if self.held and not self.messages else RELEASED
 
     def as_row(self) -> dict[str, object]:
         row = asdict(self)
         row["checks"] = json.dumps(self.checks, sort_keys=True)
         row["campaign_files"] = json.dumps(self.campaign_files, sort_keys=True)
         row["campaigns"] = json.dumps(list(self.campaigns))
+        row["held"] = json.dumps(self.held, sort_keys=True)
+        row["held_files"] = json.dumps(sorted(self.held_files))
         return row
 
 
@@ -162,10 +177,19 @@ def build_release(
     messages: pd.DataFrame,
     feature_version: str,
     campaign_files: dict[str, str],
+    held: dict[str, str] | None = None,
+    held_files: Iterable[str] = (),
 ) -> Release:
-    """The release record of a run whose verdict passed; refuses (nothing written) otherwise."""
+    """The release record of a run whose verdict passed; refuses (nothing written) otherwise.
+
+    ``held`` (campaign -> reason) are the campaigns approvals hold back: their messages are
+    dropped from ``messages`` here, so the caller enqueues exactly what the release records.
+    """
     if not verdict.passed:
         raise ReleaseRefused(f"run {run_id} cannot be released: {verdict.explain()}")
+    held = dict(held or {})
+    if held and len(messages):
+        messages = messages[~messages["campaign"].isin(held)]
     return Release(
         run_id=run_id,
         released_at=released_at,
@@ -178,4 +202,13 @@ def build_release(
         decisions_digest=decisions_digest(messages),
         messages=len(messages),
         campaigns=tuple(sorted(messages["campaign"].unique())) if len(messages) else (),
+        held=held,
+        held_files=tuple(sorted(held_files)),
     )
+
+
+def releasable_messages(release: Release, messages: pd.DataFrame) -> pd.DataFrame:
+    """The messages a release enqueues: none of a held campaign's."""
+    if not release.held or messages.empty:
+        return messages
+    return messages[~messages["campaign"].isin(release.held)].reset_index(drop=True)

@@ -24,7 +24,7 @@ forces ``champion`` onto a named version. The moved version is tagged ``promoted
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -199,12 +199,38 @@ class PromotionOutcome:
     promoted_at: str | None = None
 
 
+class OverrideNotApproved(RuntimeError):
+    """A manual promotion without a four-eyes approval of that model version: nothing moved."""
+
+
+def override_approval(settings: Settings, version: str):
+    """The four-eyes status of a manual promotion onto ``version`` (an
+    ``orchestration.core.governance.approvals.ApprovalStatus``), or None when approvals are off
+    (``CAMPAIGN_REQUIRE_APPROVALS``)."""
+    if not settings.require_approvals:
+        return None
+    from orchestration.core.governance.approvals import MODEL, governance_for
+    from orchestration.core.model.registry import model_version_hash
+
+    content_hash = model_version_hash(settings, version)
+    status = governance_for(settings).status(MODEL, settings.model_name, content_hash)
+    if status.approved:
+        return status
+    hint = (
+        f"campaign submit model {settings.model_name} --version {version} --as <author>, then "
+        f"campaign approve model {settings.model_name} --version {version} --as <another>"
+    )
+    return replace(status, reason=f"{status.reason} ({hint})")
+
+
 def move_champion(
     settings: Settings, target: str, promoted_by: str, run_id: str | None = None
 ) -> PromotionOutcome:
     """Move ``champion`` onto version ``target`` and tag it with who moved it, when, from which
     version and in which run. The promoted version loses ``challenger`` (it is not waiting any
-    more). Raises if the version does not exist; a no-op if it already is the champion."""
+    more). Raises if the version does not exist; a no-op if it already is the champion. A manual
+    override needs a four-eyes approval of that version when approvals are required
+    (:class:`OverrideNotApproved` otherwise)."""
     client = configure(settings)
     name = settings.model_name
     current = alias_version(client, name, CHAMPION)
@@ -212,6 +238,11 @@ def move_champion(
     client.get_model_version(name, target)  # raises if the version does not exist
     if target == current:
         return PromotionOutcome(current, changed=False, promoted_by=None, previous_version=current)
+    approval = (
+        override_approval(settings, target) if promoted_by.startswith(MANUAL_OVERRIDE) else None
+    )
+    if approval is not None and not approval.approved:
+        raise OverrideNotApproved(f"manual promotion to v{target} refused: {approval.reason}")
     promoted_at = settings.now().isoformat(timespec="seconds")
     client.set_registered_model_alias(name, CHAMPION, target)
     tags = {
@@ -224,7 +255,8 @@ def move_champion(
         client.set_model_version_tag(name, target, key, value)
     if alias_version(client, name, CHALLENGER) == target:
         client.delete_registered_model_alias(name, CHALLENGER)
-    _audit_promotion(settings, f"{name}@{CHAMPION}", promoted_by, tags, target)
+    approved_by = {"approval": approval.reason} if approval is not None else {}
+    _audit_promotion(settings, f"{name}@{CHAMPION}", promoted_by, {**tags, **approved_by}, target)
     return PromotionOutcome(target, True, promoted_by, current, promoted_at)
 
 

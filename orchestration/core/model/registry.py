@@ -151,6 +151,18 @@ def describe_alias(settings: Settings, alias: str = CHAMPION) -> RegisteredModel
     )
 
 
+def model_version_hash(settings: Settings, version: str, name: str | None = None) -> str:
+    """The hash a four-eyes approval of a model version names: SHA-256 over the registered
+    name, the version, the run that trained it and its artifact source (MLflow never reuses
+    them for another model). Raises if the version does not exist."""
+    import hashlib
+
+    name = name or settings.model_name
+    model_version = configure(settings).get_model_version(name, str(version).strip())
+    body = f"{name}|{model_version.version}|{model_version.run_id}|{model_version.source}"
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def load_alias(settings: Settings, alias: str = CHAMPION):
     """Load ``models:/<name>@<alias>`` as a pyfunc."""
     import mlflow

@@ -36,10 +36,18 @@ from orchestration.core.common.sqlite_tx import immediate_transaction
 
 GENESIS_HASH = "0" * 64
 
-# Actions recorded today (free text is accepted; these are the ones the code writes).
+# Actions recorded (free text is accepted; these are the ones the code writes).
 RELEASE = "release"
 REVOKE = "revoke"
 PROMOTE = "promote"
+# Four-eyes governance (orchestration.core.governance): who authored a version, who approved it,
+# a release held for want of an approval, a campaign or policy version going live, the kill switch.
+SUBMIT = "submit"
+APPROVE = "approve"
+HOLD = "hold_awaiting_approval"
+GO_LIVE = "go_live"
+KILL_SWITCH_ON = "kill_switch_on"
+KILL_SWITCH_OFF = "kill_switch_off"
 
 SCHEMA = """
 create table if not exists audit_log (
