@@ -104,6 +104,9 @@ postgres_up() {
     if ! psql_campaign -d postgres -tAc "select 1 from pg_database where datname = '$db'" | grep -q 1; then
       psql_campaign -d postgres -c "create database $db"
     fi
+    # Day truncation and interval arithmetic on timestamptz use the session time zone (as the
+    # DuckDB target pins TimeZone: UTC).
+    psql_campaign -d postgres -c "alter database $db set timezone to 'UTC'"
   done
   log "postgres on 127.0.0.1:$PG_PORT (databases: ${DATABASES[*]})"
 }
