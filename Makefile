@@ -15,8 +15,16 @@ ifeq ($(DATASET),hillstrom)
 export CAMPAIGN_DATA_DIR ?= $(CURDIR)/data/hillstrom
 endif
 export CAMPAIGN_DATA_DIR ?= $(CURDIR)/data
+# CAMPAIGN_PROFILE=production (after `make services-up` and `eval "$$(scripts/services.sh env)"`):
+# Dagster, MLflow and the warehouse on Postgres, the online store on Redis; its own Dagster home.
+ifeq ($(CAMPAIGN_PROFILE),production)
+export DAGSTER_HOME ?= $(CAMPAIGN_DATA_DIR)/dagster_home_production
+DAGSTER_YAML := dagster.production.yaml
+else
 export DAGSTER_HOME ?= $(CAMPAIGN_DATA_DIR)/dagster_home
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CAMPAIGN_DATA_DIR)/mlflow/mlflow.db
+DAGSTER_YAML := dagster.yaml
+endif
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
@@ -37,7 +45,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 setup: $(VENV)/.synced ## create the environment from the lock file (idempotent)
 	@mkdir -p $(DAGSTER_HOME)
-	@test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp $(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
 
 run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=100000; DATASET=hillstrom)
 	$(BIN)/campaign run$(if $(DATASET), --dataset $(DATASET))$(if $(filter hillstrom files,$(DATASET)),, --customers $(CUSTOMERS))

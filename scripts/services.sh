@@ -155,6 +155,8 @@ print_env() {
 export CAMPAIGN_PROFILE=production
 export CAMPAIGN_POSTGRES_URL=$dsn
 export CAMPAIGN_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+export CAMPAIGN_DAGSTER_POSTGRES_URL=$dsn/dagster
+export MLFLOW_TRACKING_URI=$dsn/mlflow
 EOF
 }
 

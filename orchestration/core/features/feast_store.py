@@ -29,7 +29,10 @@ def open_feature_store(settings: Settings) -> FeatureStore:
 
     Only the embedded defaults (file registry, a SQLite online store: the stock one or the packed
     one of ``online_store.py``) have paths; a Redis online store or a SQL registry configured in
-    feature_store.yaml is left as configured.
+    feature_store.yaml is left as configured. The production profile swaps the online store for
+    Feast's Redis store at ``CAMPAIGN_REDIS_URL``; the offline side stays the DuckDB store over
+    the published Parquet version (write-audit-publish: Feast must not read a feature table
+    before its gates passed, and the warehouse table is rebuilt before they run).
     """
     from feast import FeatureStore
     from feast.repo_config import load_repo_config
@@ -40,11 +43,36 @@ def open_feature_store(settings: Settings) -> FeatureStore:
     registry = config.registry
     if getattr(registry, "registry_type", "file") == "file":
         registry.path = str(settings.feast_dir / "registry.db")
+    if settings.is_production:
+        _use_redis_online_store(config, settings.redis_url or "")
     online = config.online_store
     online_type = str(getattr(online, "type", ""))
     if online_type == "sqlite" or online_type.endswith("SqliteOnlineStore"):
         online.path = str(settings.feast_dir / "online_store.db")
     return FeatureStore(repo_path=str(repo_dir), config=config)
+
+
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis ``connection_string`` (``host:port,db=N[,password=...]``) for a redis URL."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    options = [f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"]
+    database = parts.path.lstrip("/")
+    options.append(f"db={database or 0}")
+    if parts.password:
+        options.append(f"password={unquote(parts.password)}")
+    if parts.scheme == "rediss":
+        options.append("ssl=true")
+    return ",".join(options)
+
+
+def _use_redis_online_store(config, url: str) -> None:
+    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+
+    online = RedisOnlineStoreConfig(connection_string=redis_connection_string(url))
+    config.online_config = online
+    config._online_store = online
 
 
 def _import_repo_modules(repo_dir: Path) -> list[object]:
