@@ -30,7 +30,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup run test test-all browser screenshot ui mlflow bench bench-online bench-api lint format dbt-build clean services-up services-down services-status servers
+.PHONY: help setup run test test-all browser screenshot ui mlflow bench bench-online bench-api lint format dbt-build clean services-up services-down services-status servers test-production
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ browser: ## Debian's Chromium for the UI test (installed with apt-get when missi
 
 screenshot: setup browser ## refresh docs/images/asset_graph.png from the live Dagster UI
 	UI_SCREENSHOT_PATH=$(CURDIR)/docs/images/asset_graph.png $(BIN)/pytest -q tests/ui -k asset_graph
+
+test-production: setup servers ## the production profile end to end on throwaway Postgres + Redis (~10 min, slow)
+	$(BIN)/pytest -q tests/production
 
 test-all: setup browser servers ## the test suite including slow tests
 	$(BIN)/pytest -q

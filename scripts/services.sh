@@ -130,12 +130,16 @@ redis_up() {
     redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
       --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
       --appendonly yes --appendfsync everysec --save "900 1" --dbfilename dump.rdb
-    for _ in $(seq 1 100); do
-      redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-      sleep 0.1
-    done
   fi
-  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null
+  # Ready when it answers PONG (while it loads its data it answers LOADING).
+  for _ in $(seq 1 300); do
+    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+  done
+  if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" != PONG ]; then
+    log "redis did not answer on 127.0.0.1:$REDIS_PORT; see $REDIS_DIR/redis.log"
+    exit 1
+  fi
   log "redis on 127.0.0.1:$REDIS_PORT (data in $REDIS_DIR)"
 }
 
