@@ -15,14 +15,22 @@ ifeq ($(DATASET),hillstrom)
 export CAMPAIGN_DATA_DIR ?= $(CURDIR)/data/hillstrom
 endif
 export CAMPAIGN_DATA_DIR ?= $(CURDIR)/data
+# CAMPAIGN_PROFILE=production (after `make services-up` and `eval "$$(scripts/services.sh env)"`):
+# Dagster, MLflow and the warehouse on Postgres, the online store on Redis; its own Dagster home.
+ifeq ($(CAMPAIGN_PROFILE),production)
+export DAGSTER_HOME ?= $(CAMPAIGN_DATA_DIR)/dagster_home_production
+DAGSTER_YAML := dagster.production.yaml
+else
 export DAGSTER_HOME ?= $(CAMPAIGN_DATA_DIR)/dagster_home
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CAMPAIGN_DATA_DIR)/mlflow/mlflow.db
+DAGSTER_YAML := dagster.yaml
+endif
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup run test test-all browser redis screenshot ui drift-ui mlflow bench bench-online bench-api lint format dbt-build clean
+.PHONY: help setup run test test-all browser redis screenshot ui drift-ui mlflow bench bench-online bench-api lint format dbt-build clean services-up services-down services-status servers test-production
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,7 +45,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 setup: $(VENV)/.synced ## create the environment from the lock file (idempotent)
 	@mkdir -p $(DAGSTER_HOME)
-	@test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp $(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
 
 run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=100000; DATASET=hillstrom)
 	$(BIN)/campaign run$(if $(DATASET), --dataset $(DATASET))$(if $(filter hillstrom files,$(DATASET)),, --customers $(CUSTOMERS))
@@ -58,7 +66,10 @@ redis: ## Debian's redis-server for the Redis online store tests (installed with
 screenshot: setup browser ## refresh docs/images/asset_graph.png from the live Dagster UI
 	UI_SCREENSHOT_PATH=$(CURDIR)/docs/images/asset_graph.png $(BIN)/pytest -q tests/ui -k asset_graph
 
-test-all: setup browser redis ## the test suite including slow tests
+test-production: setup servers ## the production profile end to end on throwaway Postgres + Redis (~10 min, slow)
+	$(BIN)/pytest -q tests/production
+
+test-all: setup browser servers ## the test suite including slow tests
 	$(BIN)/pytest -q
 
 ui: setup ## Dagster UI on http://127.0.0.1:3000
@@ -95,6 +106,21 @@ format: setup
 
 dbt-build: setup ## dbt build on its own (from dbt_project/)
 	cd dbt_project && ../$(BIN)/dbt build --profiles-dir .
+
+services-up: ## start Postgres and Redis on 127.0.0.1 (data in data/services; apt-get installs them when missing)
+	scripts/services.sh up
+	@echo 'production profile: eval "$$(scripts/services.sh env)"'
+
+services-down: ## stop Postgres and Redis (their data stays in data/services)
+	scripts/services.sh down
+
+services-status: ## is Postgres / Redis running
+	scripts/services.sh status
+
+servers: ## Debian's postgresql and redis-server for the production-profile test (apt-get when missing)
+	@{ test -x /usr/lib/postgresql/15/bin/initdb && command -v redis-server >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 redis-server >/dev/null; \
+	  else echo "The production-profile test needs Debian's postgresql-15 and redis-server: sudo apt-get install postgresql-15 redis-server" >&2; exit 1; fi; }
 
 clean: ## delete generated data (keeps the environment)
 	rm -rf data

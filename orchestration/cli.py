@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 
 from orchestration import governance_cli
 from orchestration.core.common.yaml_files import YamlFileError
-from orchestration.settings import Settings, SettingsError
+from orchestration.settings import Settings, SettingsError, without_password
 
 DBT_STEP = "warehouse_models"
 
@@ -197,11 +197,10 @@ def _run_pipeline(
             config[key] = value
     with run_display(log_path, verbose=verbose, like=console) as display:
         display.status("loading definitions (dagster, dbt manifest)")
-        from dagster import DagsterInstance
-
         from orchestration.definitions import defs
+        from orchestration.instance import dagster_instance
 
-        instance = DagsterInstance.get()
+        instance = dagster_instance(Settings.from_env(), Path(os.environ["DAGSTER_HOME"]))
         job = defs.resolve_job_def("campaign_pipeline")
         display.status("starting campaign_pipeline")
         display.follow(instance, run_id)
@@ -382,13 +381,13 @@ def checks(
 
 
 def _instance():
-    from dagster import DagsterInstance
+    from orchestration.instance import dagster_instance
 
     if not os.environ.get("DAGSTER_HOME"):
         _fail(
             "DAGSTER_HOME is not set; use the Makefile targets or export DAGSTER_HOME=$PWD/data/dagster_home"
         )
-    return DagsterInstance.get()
+    return dagster_instance(Settings.from_env(), Path(os.environ["DAGSTER_HOME"]))
 
 
 @app.command()
@@ -698,7 +697,7 @@ def _print_summary(instance, run_id: str, elapsed: float | None) -> None:
     console.print(
         "where things are:\n"
         f"  Dagster UI      make ui  -> http://127.0.0.1:3000 (run history in {os.environ.get('DAGSTER_HOME')})\n"
-        f"  MLflow          make mlflow -> http://127.0.0.1:5000 ({s.mlflow_tracking_uri})\n"
+        f"  MLflow          make mlflow -> http://127.0.0.1:5000 ({without_password(s.mlflow_tracking_uri)})\n"
         f"  drift reports   {s.reports_dir / 'drift'}\n"
         f"  decisions       {s.decisions_dir}\n"
         f"  send ledger     {s.gateway_dir / 'ledger.db'} (outbox: {s.gateway_dir / 'outbox.db'})"

@@ -78,6 +78,15 @@ ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 # (orchestration.core.features.redis_online_store).
 OnlineStoreKind = Literal["sqlite", "redis"]
 ONLINE_STORE_KINDS: tuple[str, ...] = get_args(OnlineStoreKind)
+# Where the stores live (CAMPAIGN_PROFILE): ``local`` is the embedded default (DuckDB warehouse,
+# SQLite for Dagster, MLflow and the online store); ``production`` puts Dagster's run storage,
+# MLflow's tracking/registry store and the dbt warehouse on Postgres (CAMPAIGN_POSTGRES_URL) and
+# the Feast online store on Redis (CAMPAIGN_REDIS_URL). `scripts/services.sh env` prints both for
+# the servers `make services-up` starts.
+Profile = Literal["local", "production"]
+PROFILES: tuple[str, ...] = get_args(Profile)
+# The Postgres databases of the production profile (created by scripts/services.sh).
+POSTGRES_DATABASES = ("dagster", "mlflow", "warehouse")
 
 
 def default_target(dataset: str | None) -> str:
@@ -138,6 +147,39 @@ def _local_mlflow_store(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').as_posix()}"
 
 
+def _default_mlflow_store(data: dict[str, Any]) -> str:
+    """SQLite under the data directory; in production MLflow's database on the Postgres server."""
+    if data.get("profile") == "production" and data.get("postgres_url"):
+        return postgres_database_url(data["postgres_url"], "mlflow")
+    return _local_mlflow_store(data["data_dir"])
+
+
+def postgres_database_url(server_url: str, database: str) -> str:
+    """``postgresql://user:password@host:port`` (any database path dropped) + ``/<database>``."""
+    scheme, _, rest = server_url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/{database}"
+
+
+def _postgres_server_url(raw: Any) -> Any:
+    if raw is None or not isinstance(raw, str):
+        return raw
+    if not raw.startswith(("postgresql://", "postgres://")) or "@" not in raw:
+        raise ValueError(
+            f"CAMPAIGN_POSTGRES_URL={without_password(raw)!r} is not a Postgres server URL: "
+            "expected postgresql://user:password@host:port (scripts/services.sh env prints it)"
+        )
+    return raw.rstrip("/")
+
+
+def without_password(url: str) -> str:
+    """A URL for logs and summaries: its password replaced by ``***``."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{tail}"
+
+
 class _FromEnvironment(BaseSettings):
     """What every group of settings shares: the prefix, immutability and the old ``_env`` rule
     that a value is stripped and an empty one means the default."""
@@ -195,10 +237,15 @@ class Settings(_FromEnvironment):
     gateway_config: ResolvedPath = GATEWAY_CONFIG
     # Public dataset downloads, shared by every data directory (CAMPAIGN_DOWNLOAD_DIR).
     download_dir: ResolvedPath = PROJECT_DIR / "data" / "downloads"
-    # MLflow's own variable; default: a SQLite store under <data>/mlflow.
+    # The footing (CAMPAIGN_PROFILE): local (embedded) or production (Postgres + Redis).
+    profile: Profile = "local"
+    # The production profile's Postgres server, without a database
+    # (postgresql://user:password@host:port); its databases are POSTGRES_DATABASES.
+    postgres_url: Annotated[str | None, BeforeValidator(_postgres_server_url)] = None
+    # MLflow's own variable; default: a SQLite store under <data>/mlflow (production: the mlflow
+    # database on CAMPAIGN_POSTGRES_URL; artifacts stay under <data>/mlflow/artifacts).
     mlflow_tracking_uri: str = Field(
-        default_factory=lambda data: _local_mlflow_store(data["data_dir"]),
-        validation_alias="MLFLOW_TRACKING_URI",
+        default_factory=_default_mlflow_store, validation_alias="MLFLOW_TRACKING_URI"
     )
     model_name: str = "uplift_model"
     # Synthetic world defaults (the raw data asset's run config can override them).
@@ -238,7 +285,10 @@ class Settings(_FromEnvironment):
     # The online store (CAMPAIGN_ONLINE_STORE): "sqlite", the embedded file feature_store.yaml
     # names, or "redis", the server at CAMPAIGN_REDIS_URL (redis://[user:password@]host:port/db;
     # rediss:// for TLS). The Feast registry stays a file under the data directory either way.
-    online_store: OnlineStoreKind = "sqlite"
+    # (The production profile's default is redis.)
+    online_store: OnlineStoreKind = Field(
+        default_factory=lambda data: "redis" if data.get("profile") == "production" else "sqlite"
+    )
     redis_url: RedisUrl = Field("redis://127.0.0.1:6379/0", repr=False)  # may hold a password
     # How often the freshness sensor checks raw and online freshness without a run, in minutes
     # (CAMPAIGN_FRESHNESS_SENSOR_MINUTES; read when the definitions load).
@@ -253,6 +303,25 @@ class Settings(_FromEnvironment):
             k: v for k, v in os.environ.items() if k.upper().startswith(ALERT_ENV_PREFIX)
         }
     )
+
+    @model_validator(mode="after")
+    def _production_profile_has_its_servers(self) -> Settings:
+        if self.profile != "production":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("CAMPAIGN_POSTGRES_URL", self.postgres_url),
+                ("CAMPAIGN_REDIS_URL", "redis_url" in self.model_fields_set),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                f"CAMPAIGN_PROFILE=production needs {' and '.join(missing)}: start the servers "
+                'with `make services-up` and run `eval "$(scripts/services.sh env)"`'
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_has_a_pseudonym_key(self) -> Settings:
@@ -277,6 +346,25 @@ class Settings(_FromEnvironment):
     def alert_env(self) -> Mapping[str, str]:
         """The notifier configuration (``CAMPAIGN_ALERT_*``) for ``notifier_from_env``."""
         return MappingProxyType(self._alert_env)
+
+    # --- the production profile's stores ------------------------------------------------
+    @property
+    def is_production(self) -> bool:
+        return self.profile == "production"
+
+    def postgres_database(self, database: str) -> str:
+        """The URL of one of the production profile's databases (POSTGRES_DATABASES)."""
+        if not self.postgres_url:
+            raise SettingsError(
+                f"the {database} database is on Postgres only in the production profile: "
+                "set CAMPAIGN_PROFILE=production and CAMPAIGN_POSTGRES_URL"
+            )
+        return postgres_database_url(self.postgres_url, database)
+
+    @property
+    def dbt_target(self) -> str:
+        """The output of dbt_project/profiles.yml the warehouse is built with."""
+        return "postgres" if self.is_production else "dev"
 
     # --- the code base (not configurable) ------------------------------------------------
     @property

@@ -34,5 +34,5 @@
     microsecond digits of present-day timestamps.
 -#}
 {% macro days_between(start_expression, end_expression) -%}
-    (cast(epoch_us({{ end_expression }}) - epoch_us({{ start_expression }}) as double) / 86400000000)
+    (cast({{ epoch_microseconds(end_expression) }} - {{ epoch_microseconds(start_expression) }} as double precision) / 86400000000)
 {%- endmacro %}

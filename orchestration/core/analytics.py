@@ -1,7 +1,9 @@
 """Read-side helpers for analysts (the notebooks import these; nothing here writes).
 
-The warehouse is read through its Parquet exports in an in-memory DuckDB, never by opening the
-DuckDB file: a reader holding that file, even read-only, makes the next dbt build fail to lock it.
+The warehouse is read through the one warehouse reader (``orchestration.core.world.warehouse``:
+the Parquet exports, or the Postgres tables in the production profile) into an in-memory DuckDB,
+never by opening the DuckDB file: a reader holding that file, even read-only, makes the next dbt
+build fail to lock it.
 """
 
 from __future__ import annotations
@@ -11,22 +13,33 @@ from pathlib import Path
 
 import pandas as pd
 
+from orchestration.core.world.warehouse import ParquetExports, open_warehouse
 from orchestration.settings import Settings
 
 
 def open_marts(settings: Settings):
     """An in-memory DuckDB connection with one view per exported mart (dim_, fct_, feat_).
 
-    Safe to keep open while the pipeline runs: it reads Parquet files, not the warehouse file.
+    Safe to keep open while the pipeline runs: it reads Parquet files (or, in the production
+    profile, a copy of the Postgres marts taken now), not the warehouse file.
     """
     import duckdb
 
+    warehouse = open_warehouse(settings)
+    marts = warehouse.marts()
+    if not marts:
+        raise FileNotFoundError(
+            f"the warehouse has no marts yet ({warehouse.describe('dim_customers')}): run the "
+            "pipeline once (`make run`)"
+        )
     con = duckdb.connect()
-    exports = Path(settings.exports_dir)
-    if not exports.exists():
-        raise FileNotFoundError(f"{exports} does not exist: run the pipeline once (`make run`)")
-    for path in sorted(exports.glob("*.parquet")):
-        con.execute(f"create view {path.stem} as select * from read_parquet('{path}')")
+    for name in marts:
+        if isinstance(warehouse, ParquetExports):
+            path = warehouse.describe(name)
+            con.execute(f"create view {name} as select * from read_parquet('{path}')")
+        else:
+            con.register(f"_{name}_frame", warehouse.read_table(name))
+            con.execute(f"create view {name} as select * from _{name}_frame")
     return con
 
 

@@ -188,14 +188,11 @@ def _guard_history(s: Settings, gateway: MessagingGateway, campaigns: dict, run_
     )
 
 
-def _customers(path, campaigns) -> pd.DataFrame:
+def _customers(customers: pd.DataFrame, campaigns) -> pd.DataFrame:
     """dim_customers' segment columns: region, sign-up and every declared sensitive column."""
-    import pyarrow.parquet as pq
-
     wanted = ["customer_id", "region", "signed_up_at"]
     wanted += sorted({col for c in campaigns for col in c.fairness.sensitive_columns})
-    present = set(pq.read_schema(path).names)
-    return pd.read_parquet(path, columns=[c for c in dict.fromkeys(wanted) if c in present])
+    return customers[[c for c in dict.fromkeys(wanted) if c in customers.columns]]
 
 
 def _audiences(
@@ -212,12 +209,12 @@ def _audiences(
         write_guard_report,
     )
     from orchestration.core.decisioning.decision_store import diff_recipients, last_live_decisions
-    from orchestration.core.decisioning.inputs import customers_path
+    from orchestration.core.world.warehouse import open_warehouse
 
     s = settings.get()
     campaigns = load_campaigns(s.campaigns_dir).campaigns
     decisions = pd.read_parquet(campaign_decisions.path)
-    customers = _customers(customers_path(s), campaigns.values())
+    customers = _customers(open_warehouse(s).read_table("dim_customers"), campaigns.values())
     run_id = context.run.run_id
     defaults, history = _guard_history(s, gateway, campaigns, run_id)
     guards, results = {}, []

@@ -45,6 +45,7 @@ from orchestration.core.features.publishing import (
     publish_feature_version,
     stage_feature_version,
 )
+from orchestration.core.world.warehouse import open_warehouse
 from orchestration.resources import CampaignSettings
 
 GROUP = "features"
@@ -78,7 +79,7 @@ def feature_snapshot(
     from orchestration.core.features.tables import snapshot_times, table_row_counts
 
     s = settings.get()
-    version = stage_feature_version(s.exports_dir, s.features_dir)
+    version = stage_feature_version(open_warehouse(s), s.features_dir)
     times = snapshot_times(version.path)
     counts = table_row_counts(version.path)
     return Output(
@@ -222,14 +223,14 @@ def features_cover_candidates(
     import duckdb
 
     s = settings.get()
+    customers = len(open_warehouse(s).read_table("dim_customers", columns=["customer_id"]))
     con = duckdb.connect()
     try:
-        customers, covered, newest = con.execute(
+        covered, newest = con.execute(
             f"""
             with feats as (select * from read_parquet('{feature_snapshot.table(FEATURE_TABLES[0])}')),
                  newest as (select max(event_timestamp) as at from feats)
-            select (select count(*) from read_parquet('{s.exports_dir / "dim_customers.parquet"}')),
-                   count(distinct customer_id), any_value(newest.at)
+            select count(distinct customer_id), any_value(newest.at)
             from feats, newest where feats.event_timestamp = newest.at
             """
         ).fetchone()
@@ -351,7 +352,7 @@ def online_store_fresh(settings: CampaignSettings) -> AssetCheckResult:
     from orchestration.core.features.online_freshness import measure_online_freshness
 
     s = settings.get()
-    customers = pd.read_parquet(s.exports_dir / "dim_customers.parquet", columns=["customer_id"])
+    customers = open_warehouse(s).read_table("dim_customers", columns=["customer_id"])
     result = measure_online_freshness(
         s, customers["customer_id"].to_numpy(), s.thresholds.online_freshness_hours, now=s.now()
     )
@@ -411,7 +412,7 @@ def candidate_features(
             "run campaign_pipeline first (its feature_snapshot stages today's version)"
         )
     times = snapshot_times(candidate.path)
-    exports = exports_digest(s.exports_dir)
+    exports = exports_digest(open_warehouse(s))
     return Output(
         candidate,
         data_version=DataVersion(content_digest(candidate.version)),

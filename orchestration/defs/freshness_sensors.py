@@ -52,19 +52,19 @@ def _raw_facts(s: Settings, skipped: list[str]) -> list[RawFreshnessFact]:
 def _online_fact(
     context: SensorEvaluationContext, s: Settings, skipped: list[str]
 ) -> OnlineFreshnessFact | None:
-    customers_file = s.exports_dir / "dim_customers.parquet"
+    from orchestration.core.world.warehouse import open_warehouse
+
+    warehouse = open_warehouse(s)
     if context.instance.get_latest_materialization_event(ONLINE_ASSET) is None:
         skipped.append("online store: never materialized in this instance")
         return None
-    if not customers_file.exists():
-        skipped.append(f"online store: {customers_file.name} export missing")
+    if not warehouse.has_table("dim_customers"):
+        skipped.append("online store: dim_customers not built in the warehouse")
         return None
-    import pandas as pd
-
     from orchestration.core.features.online_freshness import measure_online_freshness
 
     try:
-        customers = pd.read_parquet(customers_file, columns=["customer_id"])
+        customers = warehouse.read_table("dim_customers", columns=["customer_id"])
         result = measure_online_freshness(
             s, customers["customer_id"].to_numpy(), s.thresholds.online_freshness_hours, now=s.now()
         )

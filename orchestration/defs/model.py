@@ -21,6 +21,7 @@ from dagster import (
 
 from orchestration.core.features.publishing import FeatureVersion
 from orchestration.core.model.registry import RegisteredModel
+from orchestration.core.world.warehouse import open_warehouse
 from orchestration.resources import CampaignSettings
 
 GROUP = "model"
@@ -59,7 +60,7 @@ def training_set(
     from orchestration.core.model.training import training_entities
 
     s = settings.get()
-    exposures = pd.read_parquet(s.exports_dir / "fct_campaign_exposures.parquet")
+    exposures = open_warehouse(s).read_table("fct_campaign_exposures")
     entities = training_entities(exposures, s.target)
     frame = historical_features(s, entities, FEATURE_SERVICE)
     features = feature_names(s, FEATURE_SERVICE)
@@ -442,7 +443,7 @@ def candidate_training_set(
     from orchestration.core.model.training import training_entities
 
     s = settings.get()
-    exposures = pd.read_parquet(s.exports_dir / "fct_campaign_exposures.parquet")
+    exposures = open_warehouse(s).read_table("fct_campaign_exposures")
     entities = training_entities(exposures, s.target)
     frame = candidate_historical_features(s, candidate_features, entities, FEATURE_SERVICE)
     path = s.pipeline_dir / "candidate_training_set.parquet"

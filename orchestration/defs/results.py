@@ -3,6 +3,7 @@
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from orchestration.core.world.warehouse import open_warehouse
 from orchestration.defs.run_artifacts import DecisionBatch
 from orchestration.resources import CampaignSettings, MessagingGateway
 
@@ -88,7 +89,7 @@ def campaign_results(
     from orchestration.core.observability.lift import measure_lift, plot_lift, randomized_ate
 
     s = settings.get()
-    exposures = pd.read_parquet(s.exports_dir / "fct_campaign_exposures.parquet")
+    exposures = open_warehouse(s).read_table("fct_campaign_exposures")
     ours = set(load_campaigns(s.campaigns_dir).campaigns)
     historical = exposures[~exposures["campaign_id"].isin(ours)]
     truth_path = s.ground_truth_dir / "customer_uplift.parquet"

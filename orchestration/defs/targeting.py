@@ -18,6 +18,7 @@ from dagster import (
 from orchestration.core.decisioning.inputs import recent_contacts
 from orchestration.core.features.publishing import FeatureVersion
 from orchestration.core.model.registry import RegisteredModel
+from orchestration.core.world.warehouse import open_warehouse
 from orchestration.defs.run_artifacts import DecisionBatch, ScoringBatch, markdown_table
 from orchestration.resources import CampaignSettings, MessagingGateway
 
@@ -47,7 +48,7 @@ def scoring_features(
 
     s = settings.get()
     decided_at = s.now()
-    customers = pd.read_parquet(s.exports_dir / "dim_customers.parquet", columns=["customer_id"])
+    customers = open_warehouse(s).read_table("dim_customers", columns=["customer_id"])
     entities = customers.assign(event_timestamp=pd.Timestamp(decided_at))
     frame = historical_features(s, entities, FEATURE_SERVICE)
     features = feature_names(s, FEATURE_SERVICE)

@@ -51,6 +51,17 @@ def warehouse_models(
     context: AssetExecutionContext, dbt: DbtCliResource, settings: CampaignSettings
 ):
     """Build and test the dbt models (one writer of the DuckDB file at a time: pool 'warehouse'),
-    as of the pipeline's clock (real time, or the world clock of a simulation)."""
-    as_of = settings.get().now().isoformat()
-    yield from dbt.cli(["build", "--vars", json.dumps({"as_of": as_of})], context=context).stream()
+    as of the pipeline's clock (real time, or the world clock of a simulation), on the profile's
+    dbt target. The Postgres target reads its sources from tables, so the raw files are loaded
+    into them first; dbt-duckdb reads the files in place."""
+    s = settings.get()
+    if s.is_production:
+        from orchestration.core.world.warehouse_load import load_raw_tables
+
+        loaded = load_raw_tables(s.raw_dir, s.postgres_database("warehouse"))
+        context.log.info(
+            "raw tables loaded into the Postgres warehouse: "
+            + ", ".join(f"{t.name} {t.rows}" for t in loaded)
+        )
+    args = ["build", "--target", s.dbt_target, "--vars", json.dumps({"as_of": s.now().isoformat()})]
+    yield from dbt.cli(args, context=context).stream()

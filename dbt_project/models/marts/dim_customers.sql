@@ -33,7 +33,7 @@ latest_consent_per_channel as (
     select
         customer_id,
         channel,
-        arg_max(is_opted_in, (consented_at, consent_event_id)) as is_opted_in,
+        {{ arg_max('is_opted_in', 'consented_at, consent_event_id') }} as is_opted_in,
         max(consented_at) as consented_at
 
     from known_consent_events

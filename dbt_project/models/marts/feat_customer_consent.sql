@@ -22,9 +22,12 @@ flags as (
         spine.customer_id,
         spine.snapshot_at,
         -- no consent event before the snapshot means no consent
-        cast(coalesce(consent_states.is_email_opted_in, false) as bigint) as is_email_opted_in,
-        cast(coalesce(consent_states.is_sms_opted_in, false) as bigint) as is_sms_opted_in,
-        cast(coalesce(consent_states.is_push_opted_in, false) as bigint) as is_push_opted_in
+        cast(cast(coalesce(consent_states.is_email_opted_in, false) as integer) as bigint)
+            as is_email_opted_in,
+        cast(cast(coalesce(consent_states.is_sms_opted_in, false) as integer) as bigint)
+            as is_sms_opted_in,
+        cast(cast(coalesce(consent_states.is_push_opted_in, false) as integer) as bigint)
+            as is_push_opted_in
 
     from spine
     left join consent_states

@@ -89,11 +89,11 @@ final as (
         cast(coalesce(engagement_history.count_dismisses_90d, 0) as bigint)
             as count_dismisses_90d,
         cast(
-            engagement_history.count_clicks_90d as double
+            engagement_history.count_clicks_90d as double precision
         ) / nullif(engagement_history.count_opens_90d, 0) as click_through_rate_90d,
         cast(
             {{ days_between('engagement_history.last_engaged_at', 'spine.snapshot_at') }}
-            as double
+            as double precision
         ) as days_since_last_engagement
 
     from spine

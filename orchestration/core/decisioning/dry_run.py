@@ -21,8 +21,9 @@ from orchestration.core.decisioning.decision_store import (
     diff_recipients,
     last_live_decisions,
 )
-from orchestration.core.decisioning.inputs import customers_path, decision_inputs, scores_path
+from orchestration.core.decisioning.inputs import decision_inputs, scores_path
 from orchestration.core.decisioning.policy import load_policy
+from orchestration.core.world.warehouse import open_warehouse
 from orchestration.settings import Settings
 
 
@@ -55,11 +56,16 @@ def dry_run(
             f"{campaign_file}: the campaign has a trigger: it is decided on its event only"
             " (POST /v1/events), so a batch dry run has no audience to show"
         )
-    for path in (scores_path(settings), customers_path(settings)):
-        if not path.exists():
-            raise DryRunError(
-                f"{path} is missing: run the pipeline once (`make run`) before a dry run"
-            )
+    warehouse = open_warehouse(settings)
+    if not warehouse.has_table("dim_customers"):
+        raise DryRunError(
+            f"{warehouse.describe('dim_customers')} is missing: run the pipeline once "
+            "(`make run`) before a dry run"
+        )
+    if not scores_path(settings).exists():
+        raise DryRunError(
+            f"{scores_path(settings)} is missing: run the pipeline once (`make run`) before a dry run"
+        )
     campaigns: dict[str, Campaign] = dict(load_campaigns(settings.campaigns_dir).campaigns)
     changed: set[str] = set(campaigns)
     if campaign_file is not None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from orchestration.core.delivery.ledger import SendLedger
 from orchestration.core.delivery.reachability import reachability_flags
+from orchestration.core.world.warehouse import open_warehouse
 from orchestration.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,10 +35,6 @@ class DecisionInputs:
     sent_today: dict[str, int]  # campaign -> ledger rows on send_date
     send_date: str  # ISO day of decided_at
     decided_at: datetime
-
-
-def customers_path(settings: Settings) -> Path:
-    return settings.exports_dir / "dim_customers.parquet"
 
 
 def scores_path(settings: Settings) -> Path:
@@ -76,7 +73,7 @@ def decision_inputs(
     gateway's ledger under ``settings.gateway_dir``; ``exclude_runs``: run ids whose sends are
     left out of the history and of today's counts (a dry run's compared runs).
     """
-    candidates = pd.read_parquet(customers_path(settings))
+    candidates = open_warehouse(settings).read_table("dim_customers")
     reachable = reachability_flags(settings.raw_dir, candidates["customer_id"])
     candidates = candidates.merge(reachable, on="customer_id", how="left", validate="one_to_one")
     scores = pd.read_parquet(scores_file or scores_path(settings))

@@ -33,6 +33,9 @@ def open_feature_store(settings: Settings) -> FeatureStore:
     otherwise, e.g. Redis, is left as configured); ``redis`` replaces it with the bulk-writing
     Redis store of ``redis_online_store.py`` at ``settings.redis_url``. A SQL registry in
     feature_store.yaml is left as configured.
+    The production profile defaults to ``redis``; the offline side stays the DuckDB store over
+    the published Parquet version (write-audit-publish: Feast must not read a feature table
+    before its gates passed, and the warehouse table is rebuilt before they run).
     """
     from feast import FeatureStore
     from feast.repo_config import load_repo_config

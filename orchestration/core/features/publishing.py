@@ -1,7 +1,8 @@
 """Write-audit-publish for the feature tables Feast reads.
 
-dbt writes its feature tables to the exports directory. A run copies them into a new immutable
-version directory (write), the gates audit that version, and only then ``current`` is switched to
+dbt builds the feature tables in the warehouse (Parquet exports on DuckDB, tables on Postgres:
+``orchestration.core.world.warehouse``). A run copies them into a new immutable version directory
+of Parquet files (write), the gates audit that version, and only then ``current`` is switched to
 it with an atomic symlink swap (publish). A failed gate leaves ``current`` (and therefore Feast and
 the online store) at the last good version.
 
@@ -19,9 +20,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from orchestration.core.world.warehouse import Warehouse
 
 FEATURE_TABLES: tuple[str, ...] = (
     "feat_customer_rfm",
@@ -53,26 +57,32 @@ def _digest(files: list[Path]) -> str:
     return sha.hexdigest()
 
 
+def _missing_tables(warehouse: Warehouse, tables: tuple[str, ...]) -> list[str]:
+    return [warehouse.describe(t) for t in tables if not warehouse.has_table(t)]
+
+
 def stage_feature_version(
-    exports_dir: Path, features_dir: Path, tables: tuple[str, ...] = FEATURE_TABLES
+    warehouse: Warehouse, features_dir: Path, tables: tuple[str, ...] = FEATURE_TABLES
 ) -> FeatureVersion:
-    """Copy the exported feature tables into a new version directory (not yet published).
+    """Copy the warehouse's feature tables into a new version directory (not yet published).
 
     The version id is the UTC time plus a digest of the content, so identical content is
     recognisable across runs and versions sort by time.
     """
-    sources = [Path(exports_dir) / f"{t}.parquet" for t in tables]
-    missing = [str(s) for s in sources if not s.exists()]
+    missing = _missing_tables(warehouse, tables)
     if missing:
         raise FileNotFoundError(
-            f"feature tables not exported by dbt: {missing}; run `dbt build` for the feat_ models"
+            f"feature tables not built by dbt: {missing}; run `dbt build` for the feat_ models"
         )
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{_digest(sources)[:DIGEST_CHARS]}"
-    target = Path(features_dir) / "versions" / version
-    staging = target.with_name(f".{version}.tmp")
-    staging.mkdir(parents=True, exist_ok=False)
-    for source in sources:
-        shutil.copy2(source, staging / source.name)
+    features_dir = Path(features_dir)
+    (features_dir / "versions").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=features_dir / "versions"))
+    files = []
+    for table in tables:
+        files.append(staging / f"{table}.parquet")
+        warehouse.export_parquet(table, files[-1])
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{_digest(files)[:DIGEST_CHARS]}"
+    target = features_dir / "versions" / version
     os.replace(staging, target)
     return FeatureVersion(version=version, path=target)
 
@@ -140,14 +150,17 @@ def content_digest(version: str) -> str:
     return version.rsplit("-", 1)[-1]
 
 
-def exports_digest(exports_dir: Path, tables: tuple[str, ...] = FEATURE_TABLES) -> str | None:
-    """The content digest a version staged now from ``exports_dir`` would carry (None when a
-    table is missing): equal to a version's :func:`content_digest` when the exports still hold
-    what that version was copied from."""
-    sources = [Path(exports_dir) / f"{t}.parquet" for t in tables]
-    if not all(s.exists() for s in sources):
+def exports_digest(warehouse: Warehouse, tables: tuple[str, ...] = FEATURE_TABLES) -> str | None:
+    """The content digest a version staged now from the warehouse would carry (None when a
+    table is missing): equal to a version's :func:`content_digest` when the warehouse still
+    holds what that version was copied from."""
+    if _missing_tables(warehouse, tables):
         return None
-    return _digest(sources)[:DIGEST_CHARS]
+    with tempfile.TemporaryDirectory(prefix="feature-digest-") as scratch:
+        files = [Path(scratch) / f"{t}.parquet" for t in tables]
+        for table, file in zip(tables, files, strict=True):
+            warehouse.export_parquet(table, file)
+        return _digest(files)[:DIGEST_CHARS]
 
 
 def _prune(features_dir: Path, keep: set[str]) -> None:

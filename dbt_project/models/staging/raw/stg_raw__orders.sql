@@ -15,7 +15,7 @@ renamed as (
         cast(customer_id as bigint) as customer_id,
 
         ---------- numerics
-        cast(amount as double) as amount,
+        cast(amount as double precision) as amount,
 
         ---------- text
         cast(category as varchar) as category,

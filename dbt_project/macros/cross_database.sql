@@ -1,0 +1,37 @@
+{#-
+    The few functions DuckDB has and Postgres spells differently, so the same models build on
+    both targets (dev: dbt-duckdb; postgres: dbt-postgres, the production profile). Each macro
+    dispatches on the adapter: `default__` is DuckDB's spelling, `postgres__` the Postgres one.
+-#}
+
+{#-
+    The value of `value_expression` on the row with the greatest `order_by_expressions` (a
+    comma-separated list compared left to right), within each group.
+-#}
+{% macro arg_max(value_expression, order_by_expressions) -%}
+    {{ return(adapter.dispatch('arg_max')(value_expression, order_by_expressions)) }}
+{%- endmacro %}
+
+{% macro default__arg_max(value_expression, order_by_expressions) -%}
+    arg_max({{ value_expression }}, ({{ order_by_expressions }}))
+{%- endmacro %}
+
+{% macro postgres__arg_max(value_expression, order_by_expressions) -%}
+    {%- set keys = order_by_expressions.split(',') -%}
+    (array_agg({{ value_expression }} order by
+        {%- for key in keys %} {{ key | trim }} desc nulls last{% if not loop.last %},{% endif %}{% endfor %}))[1]
+{%- endmacro %}
+
+
+{#- Microseconds since the Unix epoch of a timestamptz, as a bigint. -#}
+{% macro epoch_microseconds(timestamp_expression) -%}
+    {{ return(adapter.dispatch('epoch_microseconds')(timestamp_expression)) }}
+{%- endmacro %}
+
+{% macro default__epoch_microseconds(timestamp_expression) -%}
+    epoch_us({{ timestamp_expression }})
+{%- endmacro %}
+
+{% macro postgres__epoch_microseconds(timestamp_expression) -%}
+    cast(extract(epoch from {{ timestamp_expression }}) * 1000000 as bigint)
+{%- endmacro %}

@@ -1,0 +1,88 @@
+"""Raw contract tables into the Postgres warehouse (production profile), for dbt's sources.
+
+dbt-duckdb reads the raw Parquet files in place (``external_location`` in the sources file); on
+Postgres the sources are tables in the ``raw`` schema, so before each dbt build the raw files are
+copied there: every table in one transaction (``truncate`` + ``COPY``), so dbt and any reader see
+either the previous raw set or the new one, never half of each. ``contact_points`` is never
+loaded: contact details stay out of the warehouse (only the gateway reads them).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from orchestration.core.world.contract import RAW_TABLES, RawTable, raw_path
+
+RAW_SCHEMA = "raw"
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    name: str
+    rows: int
+
+
+def _postgres_type(field: pa.Field) -> str:
+    kind = field.type
+    if pa.types.is_timestamp(kind):
+        return "timestamptz" if kind.tz else "timestamp"
+    if pa.types.is_int64(kind):
+        return "bigint"
+    if pa.types.is_integer(kind):
+        return "integer"
+    if pa.types.is_floating(kind):
+        return "double precision"
+    if pa.types.is_boolean(kind):
+        return "boolean"
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "text"
+    raise TypeError(f"raw column {field.name}: no Postgres type for Arrow type {kind}")
+
+
+def warehouse_tables() -> tuple[RawTable, ...]:
+    """The raw tables dbt reads (every contract table but the contact details)."""
+    return tuple(t for t in RAW_TABLES if not t.contains_contact_details)
+
+
+def _csv(table: pa.Table) -> io.BytesIO:
+    import pyarrow.csv as pacsv
+
+    buffer = io.BytesIO()
+    # Unquoted empty fields are NULL for COPY ... csv; quoted empty strings stay strings.
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+    buffer.seek(0)
+    return buffer
+
+
+def load_raw_tables(raw_dir: Path, warehouse_url: str) -> list[LoadedTable]:
+    """Copy ``<raw_dir>/<table>.parquet`` into ``raw.<table>`` (one transaction for all)."""
+    import psycopg2
+    import pyarrow.parquet as pq
+
+    loaded: list[LoadedTable] = []
+    with psycopg2.connect(warehouse_url) as con, con.cursor() as cur:
+        cur.execute(f"create schema if not exists {RAW_SCHEMA}")
+        for spec in warehouse_tables():
+            path = raw_path(raw_dir, spec)
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"{path}: raw table {spec.name} is missing; run the raw_data step first"
+                )
+            table = pq.read_table(path, schema=spec.schema)
+            columns = ", ".join(f'"{f.name}" {_postgres_type(f)}' for f in spec.schema)
+            names = ", ".join(f'"{f.name}"' for f in spec.schema)
+            cur.execute(f'create table if not exists {RAW_SCHEMA}."{spec.name}" ({columns})')
+            cur.execute(f'truncate {RAW_SCHEMA}."{spec.name}"')
+            cur.copy_expert(
+                f'copy {RAW_SCHEMA}."{spec.name}" ({names}) from stdin with (format csv)',
+                _csv(table),
+            )
+            loaded.append(LoadedTable(spec.name, table.num_rows))
+    con.close()
+    return loaded
