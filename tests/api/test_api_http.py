@@ -339,3 +339,22 @@ def test_health_reports_the_loaded_versions_and_the_online_freshness(
     assert online["sampled"] == 60 and online["stale"] == 0
     assert online["oldest_age_hours"] == pytest.approx(1.0)
     assert online["window_hours"] == 48.0
+
+
+def test_each_decision_has_its_own_trace_with_the_stage_latencies(
+    client, decide_token, api_settings
+):
+    from orchestration.core.observability.tracing import read_trace
+
+    customer = _plain_customers()[0]
+    first = _post(client, decide_token, "trace-1", customer).json()
+    second = _post(client, decide_token, "trace-2", customer).json()
+    replay = _post(client, decide_token, "trace-1", customer).json()
+    assert len(first["trace_id"]) == 32 and first["trace_id"] != second["trace_id"]
+    assert replay["trace_id"] == first["trace_id"]  # the stored answer, not a new trace
+    (span,) = read_trace(api_settings.traces_file, first["trace_id"])
+    assert span["name"] == f"decision {first['campaign']}"
+    assert span["attributes"]["request_id"] == "trace-1"
+    assert span["attributes"]["decision"] == first["decision"]
+    for stage in ("features", "score", "policy", "total"):
+        assert span["attributes"][f"latency_ms.{stage}"] >= 0

@@ -273,4 +273,6 @@ def test_the_api_rows_are_the_batch_schema_exactly():
     campaign = _campaign("camp_a", 100, 40.0)
     inputs = PolicyInputs(frame, {"camp_a": campaign_scores(frame, campaign, 0.0)}, history, T)
     result = evaluate(inputs, [campaign], POLICY, {})
-    pd.testing.assert_frame_equal(_frame(result, False), result.to_frame("api", None))
+    pd.testing.assert_frame_equal(
+        _frame(result, False), result.to_frame("api", None, trace_id=None)
+    )

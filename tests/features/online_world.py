@@ -140,9 +140,7 @@ def build_world(settings: Settings) -> dict:
     objects = _import_repo_modules(settings.feature_repo_dir)
     # the real-time view (a push source, written by POST /v1/events) is never materialized
     views = {
-        o.name: o
-        for o in objects
-        if type(o).__name__ == "FeatureView" and o.stream_source is None
+        o.name: o for o in objects if type(o).__name__ == "FeatureView" and o.stream_source is None
     }
     customer = next(o for o in objects if type(o).__name__ == "Entity")
     feature_dir = settings.features_dir / "current"

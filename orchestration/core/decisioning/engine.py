@@ -45,6 +45,9 @@ from orchestration.core.decisioning.campaigns import Campaign
 from orchestration.core.decisioning.policy import Policy, VersionedPolicy
 from orchestration.core.observability.tracing import trace_id_for_run
 
+# to_frame's default: the trace id derived from the run id
+RUN_TRACE = "from-run-id"
+
 # Decisions (codes are positions in this tuple)
 DECISIONS = ("send", "deferred", "holdout", "control", "excluded")
 SEND, DEFERRED, HOLDOUT, CONTROL, EXCLUDED = range(len(DECISIONS))
@@ -143,10 +146,17 @@ class PolicyDecisions:
         return out
 
     def to_frame(
-        self, run_id: str, feature_timestamp: datetime | None, dry_run: bool = False
+        self,
+        run_id: str,
+        feature_timestamp: datetime | None,
+        dry_run: bool = False,
+        trace_id: str | None = RUN_TRACE,
     ) -> pd.DataFrame:
+        """The decisions in the batch schema. ``trace_id``: by default the run's trace
+        (core/observability/tracing.py); the API sets each request's own afterwards."""
         frames = []
-        trace_id = trace_id_for_run(run_id)  # the run's trace (core/observability/tracing.py)
+        if trace_id == RUN_TRACE:
+            trace_id = trace_id_for_run(run_id)
         for c in self.campaigns:
             s = self.scores.get(c.campaign.name)
             n = len(self.customer_ids)

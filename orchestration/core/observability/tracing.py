@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -193,3 +194,60 @@ def read_trace(path: Path, trace_id: str) -> Iterator[dict]:
             span = json.loads(line)
             if span.get("context", {}).get("trace_id") == wanted:
                 yield span
+
+
+class DecisionTracer:
+    """One trace per API decision: a span with the request's stage latencies (features, score,
+    policy, total), exported as it ends. Its trace id is new per decision (random, W3C)."""
+
+    def __init__(self, settings: TraceSettings) -> None:
+        self.enabled = settings.exporter != "none"
+        self._handle = None
+        if not self.enabled:
+            return
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        exporter, self._handle = _exporter(settings)
+        self._provider = TracerProvider(
+            resource=Resource.create({"service.name": SERVICE_NAME}), shutdown_on_exit=False
+        )
+        self._provider.add_span_processor(SimpleSpanProcessor(exporter))
+        self._tracer = self._provider.get_tracer("orchestration.decisions")
+
+    @staticmethod
+    def new_trace_id() -> str:
+        return uuid.uuid4().hex
+
+    def record(
+        self, trace_id: str, name: str, latency_ms: dict[str, float], attributes: dict[str, Any]
+    ) -> None:
+        """Export the decision's span under ``trace_id``, ending now, ``latency_ms["total"]``
+        long, with each stage's milliseconds as attributes."""
+        if not self.enabled:
+            return
+        from opentelemetry import trace
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+        end = time.time_ns()
+        start = end - int(latency_ms.get("total", 0.0) * 1e6)
+        parent = NonRecordingSpan(
+            SpanContext(int(trace_id, 16), int(root_span_id(trace_id), 16), False, TraceFlags(1))
+        )
+        span = self._tracer.start_span(
+            name,
+            context=trace.set_span_in_context(parent),
+            start_time=start,
+            attributes={
+                **{k: v for k, v in attributes.items() if v is not None},
+                **{f"latency_ms.{k}": float(v) for k, v in latency_ms.items()},
+            },
+        )
+        span.end(end_time=end)
+
+    def close(self) -> None:
+        if self.enabled:
+            self._provider.shutdown()
+        if self._handle is not None:
+            self._handle.close()

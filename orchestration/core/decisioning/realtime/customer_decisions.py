@@ -155,6 +155,7 @@ def _frame(result: PolicyDecisions, dry_run: bool) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "run_id": np.full(total, API_RUN_ID, dtype=object),
+            "trace_id": np.full(total, None, dtype=object),  # each request's, set by the service
             **{k: columns[k] for k in ("campaign", "channel", "customer_id", "decision", "reason")},
             **{k: columns[k] for k in ("predicted_uplift", "expected_net_value", "value_rank")},
             "model_version": columns["model_version"],

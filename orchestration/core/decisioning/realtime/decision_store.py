@@ -39,7 +39,8 @@ create table if not exists api_decisions (
     feature_version text,
     release_run_id text,
     answer text not null,
-    trigger_event text
+    trigger_event text,
+    trace_id text
 );
 create index if not exists api_decisions_customer on api_decisions (customer_id, decided_on);
 """
@@ -69,6 +70,7 @@ STORE_COLUMNS = (
     "release_run_id",
     "answer",
     "trigger_event",
+    "trace_id",
 )
 
 
@@ -96,6 +98,8 @@ class ApiDecisionStore:
         columns = {row[1] for row in self._con.execute("pragma table_info(api_decisions)")}
         if "trigger_event" not in columns:  # a store written before triggered campaigns
             self._con.execute("alter table api_decisions add column trigger_event text")
+        if "trace_id" not in columns:  # a store written before tracing
+            self._con.execute("alter table api_decisions add column trace_id text")
         self._lock = threading.Lock()
 
     def get(self, request_id: str) -> tuple[str, dict[str, Any]] | None:

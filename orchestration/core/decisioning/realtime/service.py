@@ -41,6 +41,7 @@ from orchestration.core.decisioning.realtime.reasons import (
 )
 from orchestration.core.decisioning.realtime.serving_state import ServingState, StateLoader
 from orchestration.core.decisioning.realtime.timestamps import utc
+from orchestration.core.observability.tracing import DecisionTracer, TraceSettings
 from orchestration.settings import Settings
 
 # How often the health report re-measures the online store's freshness (a sampled online read).
@@ -128,6 +129,13 @@ class DecisionService:
         self._checked = 0.0
         self._online_checked = 0.0
         self._lock = threading.Lock()
+        self.tracer = DecisionTracer(
+            TraceSettings(
+                exporter=settings.trace_exporter,
+                file=settings.traces_file,
+                otlp_endpoint=settings.trace_otlp_endpoint,
+            )
+        )
 
     @property
     def state(self) -> ServingState:
@@ -370,8 +378,25 @@ class DecisionService:
             "dry_run": bool(campaign.dry_run),
             "replayed": False,
             "latency_ms": {k: round(v, 3) for k, v in latency.items()},
+            "trace_id": DecisionTracer.new_trace_id(),
         }
-        return answer, {**self._row(request, answer, row), "trigger_event": event}
+        self.tracer.record(
+            answer["trace_id"],
+            f"decision {campaign.name}",
+            answer["latency_ms"],
+            {
+                "request_id": request.request_id,
+                "decision": decision,
+                "reason": reason,
+                "campaign": campaign.name,
+                "trigger_event": event,
+            },
+        )
+        return answer, {
+            **self._row(request, answer, row),
+            "trigger_event": event,
+            "trace_id": answer["trace_id"],
+        }
 
     @staticmethod
     def _propensity(state: ServingState, campaign: Campaign, scored_by: str | None) -> float:
