@@ -52,5 +52,8 @@ def warehouse_models(
 ):
     """Build and test the dbt models (one writer of the DuckDB file at a time: pool 'warehouse'),
     as of the pipeline's clock (real time, or the world clock of a simulation)."""
-    as_of = settings.get().now().isoformat()
-    yield from dbt.cli(["build", "--vars", json.dumps({"as_of": as_of})], context=context).stream()
+    s = settings.get()
+    args = ["build", "--threads", str(s.warehouse_threads)]
+    yield from dbt.cli(
+        [*args, "--vars", json.dumps({"as_of": s.now().isoformat()})], context=context
+    ).stream()
