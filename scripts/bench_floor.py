@@ -45,9 +45,11 @@ def warehouse_floor(run_id: str, memory_limit: str, threads: int) -> dict:
         str(work / "warehouse.duckdb"),
         config={"memory_limit": memory_limit, "threads": threads},
     )
-    con.execute("install icu")  # dbt's profile pins TimeZone; that needs the icu extension
-    con.execute("load icu")
-    con.execute("set TimeZone = 'UTC'")
+    try:  # dbt's profile pins TimeZone, which needs DuckDB's icu extension (when available)
+        con.execute("load icu")
+        con.execute("set TimeZone = 'UTC'")
+    except duckdb.Error:
+        pass
     models = tests = 0
     started = time.perf_counter()
     try:
@@ -79,10 +81,9 @@ def _materialize(con, node: dict, relation: str, sql: str, work: Path) -> None:
 
 
 def model_floor(data_dir: Path, train_rows: int | None) -> dict:
-    from lightgbm import LGBMClassifier
-
+    # learners first: it sets OpenMP's wait policy before LightGBM loads, as in the pipeline
     from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
-    from orchestration.core.model.learners import lgbm_params
+    from orchestration.core.model.learners import LGBMClassifier, lgbm_params
     from orchestration.core.model.training import feature_matrix
     from orchestration.settings import Settings
 
