@@ -30,7 +30,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup run test test-all browser redis screenshot ui drift-ui mlflow bench bench-online bench-api lint format dbt-build clean services-up services-down services-status servers test-production
+.PHONY: help setup run test test-all browser redis screenshot ui drift-ui mlflow bench bench-10m bench-online bench-api lint format dbt-build clean services-up services-down services-status servers test-production
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -81,11 +81,14 @@ drift-ui: setup ## Evidently UI on http://127.0.0.1:8001: drift share and per-co
 mlflow: setup ## MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
-bench: setup ## time the pipeline at 100k and 1M customers (per-stage seconds, peak memory)
+bench: setup ## the pipeline at 100k and 1M: per-stage seconds and rows, peak RSS, the floor and the ratio
 	$(BIN)/python scripts/bench_pipeline.py --customers 100000 1000000
 	$(BIN)/python scripts/bench_metrics.py
 	$(BIN)/python scripts/bench_policy.py
 	$(BIN)/python scripts/bench_gateway.py --messages 100000 --batch 500
+
+bench-10m: setup ## the pipeline at 10M customers (15+ min, up to 16 GB), beside its floor
+	$(BIN)/python scripts/bench_pipeline.py --customers 10000000
 
 bench-online: setup redis ## the online store load, stock vs bulk writers, SQLite and Redis, 100k and 1M: seconds, peak RSS, size
 	$(BIN)/python scripts/bench_online_store.py

@@ -183,6 +183,8 @@ def _run_pipeline(
     """The body of `run`, under the data directory's run lock: one line per stage while it runs
     (the full event log goes to a file; ``verbose`` shows it live too), then the summary."""
     from orchestration.run_progress import run_display, run_log_path
+    from orchestration.run_storage import quick_event_log
+    from orchestration.run_warmup import warm_imports
 
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -204,12 +206,14 @@ def _run_pipeline(
         job = defs.resolve_job_def("campaign_pipeline")
         display.status("starting campaign_pipeline")
         display.follow(instance, run_id)
-        result = job.execute_in_process(
-            instance=instance,
-            run_config={"ops": {"raw_data": {"config": config}}},
-            raise_on_error=False,
-            run_id=run_id,
-        )
+        warm_imports()
+        with quick_event_log(Path(os.environ["DAGSTER_HOME"])):
+            result = job.execute_in_process(
+                instance=instance,
+                run_config={"ops": {"raw_data": {"config": config}}},
+                raise_on_error=False,
+                run_id=run_id,
+            )
     elapsed = time.perf_counter() - started
     _record_metrics(instance, result.run_id)
     _evaluate_alerts(instance, result.run_id)

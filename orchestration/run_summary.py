@@ -22,6 +22,7 @@ class StageSummary:
     # epoch seconds of the step's start and end events (the run trace's span times)
     started_at: float | None = None
     ended_at: float | None = None
+    rows: int | None = None  # the rows its materializations report (summed), if any
 
 
 @dataclass
@@ -57,6 +58,7 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
         run_id=run_id, status=run.status.value if run else "UNKNOWN", seconds=seconds
     )
     starts: dict[str, float] = {}
+    rows: dict[str, int] = {}
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None:
@@ -85,6 +87,9 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
             summary.materializations[key] = {
                 k: _value(v) for k, v in materialization.metadata.items()
             }
+            counted = row_count(summary.materializations[key])
+            if counted is not None:
+                rows[step] = rows.get(step, 0) + counted
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             summary.checks.append(
@@ -98,6 +103,8 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
                     "metadata": {k: _value(v) for k, v in evaluation.metadata.items()},
                 }
             )
+    for stage in summary.stages:
+        stage.rows = rows.get(stage.step)
     return summary
 
 

@@ -180,6 +180,23 @@ def without_password(url: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{tail}"
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
+
+def _default_warehouse_memory_gb() -> float:
+    """Half the machine's memory, at most 12 GB: DuckDB spills to disk beyond its limit, and the
+    rest of a 10M-customer run (the pipeline process, Feast) needs the other 4 GB of 16."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (AttributeError, OSError, ValueError):
+        total = 8.0
+    return round(max(min(total * 0.5, 12.0), 1.0), 1)
+
+
 class _FromEnvironment(BaseSettings):
     """What every group of settings shares: the prefix, immutability and the old ``_env`` rule
     that a value is stripped and an empty one means the default."""
@@ -264,6 +281,10 @@ class Settings(_FromEnvironment):
     # promotion (CAMPAIGN_PROMOTE_OVERRIDE=<version>) and the measured-lift floor below which the
     # retraining sensor asks for a new model (CAMPAIGN_MIN_LIFT).
     learner: Learner = "two_model"
+    # The training set keeps at most about this many past exposures (CAMPAIGN_TRAINING_MAX_ROWS):
+    # a stable hash sample of customers beyond it (core/model/training.py says why that is
+    # enough). 100k customers have ~107,500 exposures, all kept; 10M have ~10.7M.
+    training_max_rows: int = Field(600_000, ge=1_000)
     promotion_margin: float = 0.0
     promote_override: str | None = None
     min_lift: float = 0.0
@@ -290,6 +311,12 @@ class Settings(_FromEnvironment):
         default_factory=lambda data: "redis" if data.get("profile") == "production" else "sqlite"
     )
     redis_url: RedisUrl = Field("redis://127.0.0.1:6379/0", repr=False)  # may hold a password
+    # DuckDB under dbt (CAMPAIGN_WAREHOUSE_THREADS, CAMPAIGN_WAREHOUSE_MEMORY_GB): dbt's threads
+    # and DuckDB's threads and memory limit. Default: the CPUs this process may use, and half
+    # the machine's memory up to 12 GB (DuckDB's own default, 80 %, would leave too little for
+    # the rest of a 10M run).
+    warehouse_threads: int = Field(default_factory=available_cpus, ge=1)
+    warehouse_memory_gb: float = Field(default_factory=_default_warehouse_memory_gb, gt=0)
     # How often the freshness sensor checks raw and online freshness without a run, in minutes
     # (CAMPAIGN_FRESHNESS_SENSOR_MINUTES; read when the definitions load).
     freshness_sensor_minutes: int = Field(15, ge=1)
@@ -460,6 +487,22 @@ class Settings(_FromEnvironment):
     def incident_book(self) -> Path:
         """The incident book: one alert per incident, a recovery notice when it clears."""
         return self.alerts_dir / "incidents.db"
+
+
+# --- the process -------------------------------------------------------------------------------
+
+
+def prefer_sleeping_openmp_threads() -> None:
+    """Make OpenMP threads (LightGBM's) sleep while they wait instead of spinning, unless
+    ``OMP_WAIT_POLICY`` is set already. Call it before LightGBM is imported: libgomp reads the
+    variable once, when it loads.
+
+    Spinning threads take the cores the working threads need whenever the machine has more
+    runnable threads than cores (a shared machine, dbt or DuckDB next to the fit). Measured on
+    the 100k training set (107,500 rows, 25 features, 2 threads, identical model): 45.8 s with
+    spinning threads on a loaded 2-core machine, 8.1 s with sleeping ones.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # --- secrets, read at use ----------------------------------------------------------------------

@@ -2,7 +2,10 @@
 gate that decides on a challenger and the one step that moves the champion alias; and the way out
 of a drift block (job retrain_on_candidate_features, group drift_recovery, at the end)."""
 
+import dataclasses
+import json
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -61,15 +64,54 @@ def training_set(
 
     s = settings.get()
     exposures = open_warehouse(s).read_table("fct_campaign_exposures")
-    entities = training_entities(exposures, s.target)
+    entities, sample = _sampled_entities(training_entities(exposures, s.target), s)
     frame = historical_features(s, entities, FEATURE_SERVICE)
     features = feature_names(s, FEATURE_SERVICE)
     path = s.pipeline_dir / "training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
+    _write_sample_note(path, sample)
     return Output(
-        str(path), metadata=_training_set_metadata(frame, features, published_features, s, path)
+        str(path),
+        metadata={
+            **_training_set_metadata(frame, features, published_features, s, path),
+            **_sample_metadata(sample),
+        },
     )
+
+
+def _sampled_entities(entities: pd.DataFrame, s):
+    from orchestration.core.model.training import sample_training_entities
+
+    return sample_training_entities(entities, s.training_max_rows)
+
+
+def _sample_note_path(training_set: str | Path) -> Path:
+    return Path(training_set).with_suffix(".sample.json")
+
+
+def _write_sample_note(path: Path, sample) -> None:
+    """Beside the training set: how many exposures it kept of how many (the model states it)."""
+    _sample_note_path(path).write_text(json.dumps(dataclasses.asdict(sample)))
+
+
+def _sample_metadata(sample) -> dict:
+    from orchestration.core.model.training import TRAINING_SAMPLE_REASON
+
+    return {
+        "training_sample": sample.describe(),
+        "exposures_available": sample.available,
+        **({"why_the_sample_is_enough": TRAINING_SAMPLE_REASON} if sample.is_sampled else {}),
+    }
+
+
+def _read_sample_metadata(training_set: str) -> dict:
+    from orchestration.core.model.training import TrainingSample
+
+    note = _sample_note_path(training_set)
+    if not note.exists():
+        return {}
+    return _sample_metadata(TrainingSample(**json.loads(note.read_text())))
 
 
 def _training_set_metadata(frame, features, version: FeatureVersion, s, path) -> dict:
@@ -129,9 +171,16 @@ def uplift_model(
             "dagster_run_id": context.run.run_id,
             "dataset": s.dataset,
             "target": s.target,
+            "training_sample": _read_sample_metadata(training_set).get("training_sample", ""),
         },
     )
-    return Output(registered, metadata=_model_metadata(registered, result.metrics, s, curve))
+    return Output(
+        registered,
+        metadata={
+            **_model_metadata(registered, result.metrics, s, curve),
+            **_read_sample_metadata(training_set),
+        },
+    )
 
 
 def _train(context, s, training_set: str, prefix: str = "qini_curve"):
@@ -444,11 +493,12 @@ def candidate_training_set(
 
     s = settings.get()
     exposures = open_warehouse(s).read_table("fct_campaign_exposures")
-    entities = training_entities(exposures, s.target)
+    entities, sample = _sampled_entities(training_entities(exposures, s.target), s)
     frame = candidate_historical_features(s, candidate_features, entities, FEATURE_SERVICE)
     path = s.pipeline_dir / "candidate_training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
+    _write_sample_note(path, sample)
     published = current_feature_version(s.features_dir)
     after = snapshot_times(published.path)[-1] if published else None
     newer = (
@@ -461,6 +511,7 @@ def candidate_training_set(
         str(path),
         metadata={
             **_training_set_metadata(frame, features, candidate_features, s, path),
+            **_sample_metadata(sample),
             "rows_after_published_snapshot": newer,
             "published_version": published.version if published else "none",
         },
@@ -518,6 +569,7 @@ def candidate_challenger(
         registered,
         metadata={
             **_model_metadata(registered, result.metrics, s, curve),
+            **_read_sample_metadata(candidate_training_set),
             "feature_version": candidate_features.version,
             "drift_reference": REFERENCE_KIND,
         },

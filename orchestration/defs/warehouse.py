@@ -63,5 +63,7 @@ def warehouse_models(
             "raw tables loaded into the Postgres warehouse: "
             + ", ".join(f"{t.name} {t.rows}" for t in loaded)
         )
-    args = ["build", "--target", s.dbt_target, "--vars", json.dumps({"as_of": s.now().isoformat()})]
-    yield from dbt.cli(args, context=context).stream()
+    args = ["build", "--target", s.dbt_target, "--threads", str(s.warehouse_threads)]
+    yield from dbt.cli(
+        [*args, "--vars", json.dumps({"as_of": s.now().isoformat()})], context=context
+    ).stream()

@@ -84,6 +84,9 @@ def test_each_default_is_stated_once_and_effective(clean_env) -> None:
         ),
         ("CAMPAIGN_DAGSTER_UI_URL", "http://ui", lambda s: s.dagster_ui_url == "http://ui"),
         ("CAMPAIGN_DOWNLOAD_DIR", "/tmp/dl", lambda s: s.download_dir == Path("/tmp/dl").resolve()),
+        ("CAMPAIGN_WAREHOUSE_THREADS", "3", lambda s: s.warehouse_threads == 3),
+        ("CAMPAIGN_WAREHOUSE_MEMORY_GB", "4.5", lambda s: s.warehouse_memory_gb == 4.5),
+        ("CAMPAIGN_TRAINING_MAX_ROWS", "50_000", lambda s: s.training_max_rows == 50_000),
     ],
 )
 def test_each_setting_comes_from_its_variable(clean_env, var, raw, read) -> None:
@@ -103,6 +106,9 @@ def test_each_setting_comes_from_its_variable(clean_env, var, raw, read) -> None
         ("CAMPAIGN_ENV", "staging", "one of development, production"),
         ("CAMPAIGN_SENDS_DISABLED", "ture", "true or false"),
         ("CAMPAIGN_ONLINE_STORE", "dynamodb", "one of sqlite, redis"),
+        ("CAMPAIGN_WAREHOUSE_THREADS", "0", "an integer >= 1"),
+        ("CAMPAIGN_WAREHOUSE_MEMORY_GB", "0", "a number > 0"),
+        ("CAMPAIGN_TRAINING_MAX_ROWS", "10", "an integer >= 1000"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable_and_the_range(

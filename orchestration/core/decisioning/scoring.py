@@ -41,6 +41,21 @@ class ScoringResult:
     seconds: float = 0.0
 
 
+# Rows per predict call: MLflow's pyfunc checks and converts each input frame against the
+# model's signature (a copy of it), so scoring 10M customers at once would hold several copies.
+SCORING_CHUNK_ROWS = 500_000
+
+
+def predict_in_chunks(model, inputs: pd.DataFrame, chunk_rows: int = SCORING_CHUNK_ROWS):
+    """``model.predict`` over ``inputs`` in slices of ``chunk_rows`` rows, concatenated (the
+    same values as one call: a prediction depends on its own row only)."""
+    parts = [
+        np.asarray(model.predict(inputs.iloc[start : start + chunk_rows]), dtype=float)
+        for start in range(0, len(inputs), chunk_rows)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
 def score_with_aliases(
     settings: Settings,
     features: pd.DataFrame,
@@ -69,7 +84,7 @@ def score_with_aliases(
             continue
         uplift = np.full(len(features), np.nan)
         if has_features.any():
-            uplift[has_features] = np.asarray(model.predict(inputs), dtype=float)
+            uplift[has_features] = predict_in_chunks(model, inputs)
         out[score_column(ref)] = uplift
         out[version_column(ref)] = str(version)
         result.versions[ref] = str(version)

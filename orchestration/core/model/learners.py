@@ -22,8 +22,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from lightgbm import LGBMClassifier
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+from orchestration.settings import prefer_sleeping_openmp_threads
+
+prefer_sleeping_openmp_threads()  # before LightGBM loads libgomp
+
+from lightgbm import LGBMClassifier  # noqa: E402
 
 LEARNERS: tuple[str, ...] = ("two_model", "class_transformation", "response")
 
