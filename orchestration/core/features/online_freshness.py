@@ -53,16 +53,25 @@ def measure_online_freshness(
     stamps = pd.DataFrame(
         {k: v for k, v in response.items() if k.endswith("__ts") and k != "customer_id__ts"}
     )
+    return freshness_from_event_times(stamps, len(ids), now, window_hours)
+
+
+def freshness_from_event_times(
+    stamps: pd.DataFrame, sampled: int, now: datetime, window_hours: float
+) -> OnlineFreshness:
+    """Count stale customers from per-feature event times in epoch seconds (0 = no value)."""
     if stamps.empty:
-        return OnlineFreshness(len(ids), len(ids), len(ids), None, window_hours)
-    seconds = stamps.apply(pd.to_numeric, errors="coerce").where(lambda v: v > 0)
-    times = seconds.apply(lambda column: pd.to_datetime(column, unit="s", utc=True))
-    oldest = times.min(axis=1)
-    missing = times.isna().any(axis=1)
-    age_hours = (pd.Timestamp(now) - oldest).dt.total_seconds() / 3600
+        return OnlineFreshness(sampled, sampled, sampled, None, window_hours)
+    # Ages are computed on epoch seconds directly: converting an all-missing float column with
+    # pd.to_datetime(unit="s") rounds uninitialised memory inside pandas, which overflows (and
+    # raises under np.seterr(over="raise")).
+    seconds = stamps.apply(pd.to_numeric, errors="coerce").astype("float64")
+    seconds = seconds.where(seconds > 0)
+    missing = seconds.isna().any(axis=1)
+    age_hours = (now.timestamp() - seconds.min(axis=1)) / 3600
     stale = missing | (age_hours > window_hours)
     return OnlineFreshness(
-        sampled=len(ids),
+        sampled=sampled,
         stale=int(stale.sum()),
         missing=int(missing.sum()),
         oldest_age_hours=float(age_hours.max()) if age_hours.notna().any() else None,
