@@ -119,9 +119,25 @@ def _exporter(settings: TraceSettings) -> tuple[Any, Any]:
     exporter = ConsoleSpanExporter(
         service_name=SERVICE_NAME,
         out=handle,
-        formatter=lambda span: json.dumps(json.loads(span.to_json()), sort_keys=True) + "\n",
+        formatter=lambda span: span.to_json(indent=None) + "\n",
     )
     return exporter, handle
+
+
+def _provider(settings: TraceSettings, tracer_name: str, id_generator: Any = None):
+    """(tracer, provider, file handle or None): an SDK provider exporting each span as it ends."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    exporter, handle = _exporter(settings)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": SERVICE_NAME}),
+        id_generator=id_generator,
+        shutdown_on_exit=False,
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider.get_tracer(tracer_name), provider, handle
 
 
 def _ns(moment: datetime) -> int:
@@ -145,18 +161,10 @@ def export_run_trace(
     if not stages:
         return None
     from opentelemetry import trace
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import Status, StatusCode
 
     trace_id = trace_id_for_run(run_id)
-    exporter, handle = _exporter(settings)
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": SERVICE_NAME}), id_generator=_fixed_ids(trace_id)
-    )
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("orchestration.pipeline")
+    tracer, provider, handle = _provider(settings, "orchestration.pipeline", _fixed_ids(trace_id))
     try:
         root = tracer.start_span(
             f"run {job}",
@@ -205,16 +213,7 @@ class DecisionTracer:
         self._handle = None
         if not self.enabled:
             return
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-        exporter, self._handle = _exporter(settings)
-        self._provider = TracerProvider(
-            resource=Resource.create({"service.name": SERVICE_NAME}), shutdown_on_exit=False
-        )
-        self._provider.add_span_processor(SimpleSpanProcessor(exporter))
-        self._tracer = self._provider.get_tracer("orchestration.decisions")
+        self._tracer, self._provider, self._handle = _provider(settings, "orchestration.decisions")
 
     @staticmethod
     def new_trace_id() -> str:
