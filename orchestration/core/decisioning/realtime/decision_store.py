@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from orchestration.settings import Settings
@@ -79,6 +79,11 @@ def store_path(settings: Settings) -> Path:
     return settings.decisions_dir / "api" / "decisions.db"
 
 
+def answer_json(answer: dict[str, Any]) -> str:
+    """The stored form of an answer (keys sorted)."""
+    return orjson.dumps(answer, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def request_digest(customer_id: int, campaign: str) -> str:
     return hashlib.sha256(f"{int(customer_id)}|{campaign}".encode()).hexdigest()
 
@@ -108,7 +113,7 @@ class ApiDecisionStore:
                 "select request_digest, answer from api_decisions where request_id = ?",
                 (request_id,),
             ).fetchone()
-        return (row[0], json.loads(row[1])) if row else None
+        return (row[0], orjson.loads(row[1])) if row else None
 
     def put_many(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Insert the rows whose request id is new; return the stored answer of every one."""
@@ -133,7 +138,7 @@ class ApiDecisionStore:
                 f" where request_id in ({','.join('?' * len(ids))})",
                 ids,
             ).fetchall()
-        return {rid: json.loads(answer) for rid, answer in stored}
+        return {rid: orjson.loads(answer) for rid, answer in stored}
 
     def frame(
         self, customer_id: int | None = None, campaign: str | None = None, day: str | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -21,6 +20,7 @@ from orchestration.core.decisioning.decide import (
 from orchestration.core.decisioning.realtime.customer_decisions import decide_customers
 from orchestration.core.decisioning.realtime.decision_store import (
     ApiDecisionStore,
+    answer_json,
     request_digest,
     store_path,
 )
@@ -467,7 +467,7 @@ class DecisionService:
             "propensity": answer["propensity"],
             "feature_version": answer["feature_version"],
             "release_run_id": answer["release"],
-            "answer": json.dumps(answer, sort_keys=True),
+            "answer": answer_json(answer),
         }
 
     def health(self) -> dict[str, Any]:
@@ -507,6 +507,7 @@ class DecisionService:
         }
 
     def close(self) -> None:
+        self.tracer.close()  # exports the spans still queued
         self.store.close()
         self.ledger.close()
 

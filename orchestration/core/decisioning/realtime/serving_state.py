@@ -22,12 +22,8 @@ from orchestration.core.decisioning.realtime.ledger_reader import (
     release_cutoffs,
     standing_release,
 )
-from orchestration.core.decisioning.realtime.online_scoring import (
-    FeastFeatureReader,
-    FeatureReader,
-    Scorer,
-    pyfunc_predictor,
-)
+from orchestration.core.decisioning.realtime.online_reads import FeatureReader, feature_reader
+from orchestration.core.decisioning.realtime.online_scoring import Scorer, pyfunc_predictor
 from orchestration.core.decisioning.realtime.timestamps import file_stamp
 from orchestration.settings import Settings
 
@@ -203,7 +199,7 @@ class StateLoader:
             return previous.features
         try:
             self._store = open_feature_store(self.settings)
-            return FeastFeatureReader(self._store, FEATURE_SERVICE)
+            return feature_reader(self._store, FEATURE_SERVICE)
         except Exception as exc:  # noqa: BLE001 - no registry yet: every decision is unavailable
             problems.append(f"feature store: {str(exc).splitlines()[0][:300]}")
             return None
