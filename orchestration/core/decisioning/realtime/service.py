@@ -78,9 +78,16 @@ class Evaluated:
 
     def row(self, customer_id: int, campaign: str) -> dict[str, Any] | None:
         if self._by_key is None:
-            records = self.rows.to_dict("records") if len(self.rows) else []
-            self._by_key = {(int(r["customer_id"]), r["campaign"]): r for r in records}
+            self._by_key = {(int(r["customer_id"]), r["campaign"]): r for r in _records(self.rows)}
         return self._by_key.get((int(customer_id), campaign))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dict("records")`` (Python values: floats, Timestamps, NaT) a column at a time:
+    a tenth of its cost for the few rows of a request."""
+    names = list(frame.columns)
+    columns = [frame[c].tolist() for c in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _safe_default_reasons(
