@@ -40,7 +40,8 @@ create table if not exists api_decisions (
     release_run_id text,
     answer text not null,
     trigger_event text,
-    trace_id text
+    trace_id text,
+    features text
 );
 create index if not exists api_decisions_customer on api_decisions (customer_id, decided_on);
 """
@@ -71,6 +72,7 @@ STORE_COLUMNS = (
     "answer",
     "trigger_event",
     "trace_id",
+    "features",
 )
 
 
@@ -90,7 +92,8 @@ def request_digest(customer_id: int, campaign: str) -> str:
 
 class ApiDecisionStore:
     """One row per request id: the decision in the batch schema plus ``decided_via = "api"``, and
-    the exact answer given, so a repeated request id gets the same answer and no second row. The
+    the exact answer given, so a repeated request id gets the same answer and no second row, and
+    the feature values the decision read (``features``, JSON; for ``campaign explain``). The
     request's free-form ``context`` is not stored (it may hold personal data)."""
 
     def __init__(self, path: Path):
@@ -105,6 +108,8 @@ class ApiDecisionStore:
             self._con.execute("alter table api_decisions add column trigger_event text")
         if "trace_id" not in columns:  # a store written before tracing
             self._con.execute("alter table api_decisions add column trace_id text")
+        if "features" not in columns:  # a store written before the features were kept
+            self._con.execute("alter table api_decisions add column features text")
         self._lock = threading.Lock()
 
     def get(self, request_id: str) -> tuple[str, dict[str, Any]] | None:

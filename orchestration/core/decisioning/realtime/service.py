@@ -74,7 +74,24 @@ class Evaluated:
     safe: dict[int, str]  # customer_id -> safe-default reason, for customers not evaluated
     feature_timestamps: dict[int, pd.Timestamp]  # customer_id -> oldest feature time (or NaT)
     latency_ms: dict[str, float]
+    features: pd.DataFrame | None = None  # what was read: customer_id and the feature columns
+    feature_columns: list[str] = field(default_factory=list)
     _by_key: dict[tuple[int, str], dict[str, Any]] | None = None
+    _features_by_id: dict[int, dict[str, Any]] | None = None
+
+    def features_of(self, customer_id: int) -> dict[str, Any] | None:
+        """The feature values read for this customer (None: nothing read), as the model saw
+        them: numbers, None for a missing one."""
+        if self.features is None or not self.feature_columns:
+            return None
+        if self._features_by_id is None:
+            frame = self.features[self.feature_columns]
+            ids = self.features["customer_id"].tolist()
+            self._features_by_id = dict(zip(ids, _records(frame), strict=True))
+        values = self._features_by_id.get(int(customer_id))
+        if values is None:
+            return None
+        return {k: None if _missing(v) else v for k, v in values.items()}
 
     def row(self, customer_id: int, campaign: str) -> dict[str, Any] | None:
         if self._by_key is None:
@@ -244,6 +261,8 @@ class DecisionService:
             rows=rows,
             safe=safe,
             feature_timestamps=stamps,
+            features=features,
+            feature_columns=list(state.features.columns) if state.features is not None else [],
             latency_ms={
                 "features": (t_features - started) * 1000,
                 "score": (t_score - t_features) * 1000,
@@ -399,10 +418,13 @@ class DecisionService:
                 "trigger_event": event,
             },
         )
+        features = evaluated.features_of(request.customer_id) if evaluated is not None else None
         return answer, {
             **self._row(request, answer, row),
             "trigger_event": event,
             "trace_id": answer["trace_id"],
+            # the inputs of the decision, for `campaign explain` (stored, not answered)
+            "features": None if features is None else answer_json(features),
         }
 
     @staticmethod
@@ -523,6 +545,10 @@ def _number(value: Any) -> float | None:
     if value is None or pd.isna(value):
         return None
     return float(value)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _iso_or_none(value: Any) -> str | None:
