@@ -87,7 +87,12 @@ class Evaluated:
         if self._features_by_id is None:
             frame = self.features[self.feature_columns]
             ids = self.features["customer_id"].tolist()
-            self._features_by_id = dict(zip(ids, _records(frame), strict=True))
+            try:  # numbers: one block, one conversion
+                values = frame.to_numpy(dtype=np.float64).tolist()
+                rows = [dict(zip(self.feature_columns, v, strict=True)) for v in values]
+            except (TypeError, ValueError):
+                rows = _records(frame)
+            self._features_by_id = dict(zip(ids, rows, strict=True))
         values = self._features_by_id.get(int(customer_id))
         if values is None:
             return None
