@@ -22,7 +22,8 @@ from orchestration.core.model.hillstrom_protocol import (
     protocol_frame,
     protocol_split,
 )
-from orchestration.core.world.contract import RAW_TABLES, raw_path
+from orchestration.core.world.attributes import load_attributes
+from orchestration.core.world.contract import contract_tables, raw_path
 from orchestration.core.world.datasets import hillstrom
 from orchestration.core.world.datasets.hillstrom import (
     CAMPAIGN_ID,
@@ -39,6 +40,10 @@ from orchestration.core.world.datasets.hillstrom import (
     to_raw_contract,
 )
 from orchestration.core.world.validation import validate_raw_dir
+from orchestration.settings import HILLSTROM_ATTRIBUTES_FILE
+
+# the contract as Hillstrom's declaration (config/attributes.hillstrom.yaml) shapes it
+RAW_TABLES = contract_tables(load_attributes(HILLSTROM_ATTRIBUTES_FILE))
 
 AS_OF = datetime(2025, 6, 1, 12, 0, 30, 250_000, tzinfo=UTC)
 N_ROWS = 400
@@ -182,7 +187,7 @@ def _read(raw_dir: Path, table: str) -> pd.DataFrame:
 
 def test_raw_tables_pass_the_contract(raw: tuple[Path, dict]) -> None:
     raw_dir, counts = raw
-    problems = validate_raw_dir(raw_dir, now=AS_OF)
+    problems = validate_raw_dir(raw_dir, now=AS_OF, attributes=HILLSTROM_ATTRIBUTES_FILE)
     assert problems == {t.name: [] for t in RAW_TABLES}
     assert sorted(p.name for p in raw_dir.iterdir()) == sorted(t.file_name for t in RAW_TABLES)
     for table in RAW_TABLES:
