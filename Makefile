@@ -99,13 +99,13 @@ bench-api: setup redis ## decision API on SQLite and Redis: p50/p99 at 1 client,
 
 lint: setup ## ruff, the import-layer contracts, sqlfluff (exits non-zero on any finding)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check orchestration tests feature_repo scripts
-	$(BIN)/ruff format --check orchestration tests feature_repo scripts
+	$(BIN)/ruff check orchestration tests feature_repo scripts examples
+	$(BIN)/ruff format --check orchestration tests feature_repo scripts examples
 	cd dbt_project && ../$(BIN)/sqlfluff lint models
 
 format: setup
-	$(BIN)/ruff format orchestration tests feature_repo scripts
-	$(BIN)/ruff check --fix orchestration tests feature_repo scripts
+	$(BIN)/ruff format orchestration tests feature_repo scripts examples
+	$(BIN)/ruff check --fix orchestration tests feature_repo scripts examples
 
 dbt-build: setup ## dbt build on its own (from dbt_project/)
 	cd dbt_project && ../$(BIN)/dbt build --profiles-dir .

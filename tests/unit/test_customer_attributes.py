@@ -63,9 +63,9 @@ def _write(tmp_path: Path, frame: pd.DataFrame) -> Path:
 def _rows(**columns) -> pd.DataFrame:
     base = {
         "customer_id": [1, 2, 2],
-        "valid_from": pd.to_datetime(
-            ["2025-02-01", "2025-02-01", "2025-03-01"], utc=True
-        ).as_unit("us"),
+        "valid_from": pd.to_datetime(["2025-02-01", "2025-02-01", "2025-03-01"], utc=True).as_unit(
+            "us"
+        ),
         "plan": ["basic", "premium", "basic"],
         "score": [0.5, 1.5, 2.0],
         "is_vip": [True, False, None],
@@ -142,7 +142,9 @@ def test_a_missing_declared_column_and_a_wrong_column_type_are_reported(tmp_path
     frame = _rows(plan=[1, 2, 3]).drop(columns=["score"])
     problems = _problems(tmp_path, frame)
     assert any("column 'score' is missing (expected double)" in p for p in problems)
-    assert any("column 'plan' has type BIGINT, which does not cast to string" in p for p in problems)
+    assert any(
+        "column 'plan' has type BIGINT, which does not cast to string" in p for p in problems
+    )
 
 
 def test_a_duplicate_key_is_reported(tmp_path):
@@ -162,7 +164,10 @@ def test_a_duplicate_key_is_reported(tmp_path):
             "attributes:\n  - {name: s, type: numeric, values: [a], description: x}\n",
             "only categorical attributes take 'values'",
         ),
-        ("attributes:\n  - {name: s, type: text, description: x}\n", "attributes.0.type: got 'text'"),
+        (
+            "attributes:\n  - {name: s, type: text, description: x}\n",
+            "attributes.0.type: got 'text'",
+        ),
         ("attributes:\n  - {name: Plan, type: numeric, description: x}\n", "attributes.0.name"),
         (
             "attributes:\n  - {name: a, type: numeric, description: x}\n"
