@@ -107,11 +107,12 @@ def test_the_attributes_reached_the_training_set_and_the_model(own_data_run):
     assert not any(c.startswith("attr_age_band") for c in frame.columns)  # sensitive: no feature
     mlflow.set_tracking_uri(s.mlflow_tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{s.model_name}@champion")
-    assert expected <= set(model.unwrap_python_model().feature_columns)
+    features = model.unwrap_python_model().feature_columns
+    assert expected <= set(features)
     # the example's effect lives in the plan: the model must have learnt it from the attribute
-    rows = frame.sample(300, random_state=0)
-    as_premium = rows.assign(**{c: int(c.endswith("premium")) for c in PLAN_COLUMNS})
-    as_basic = rows.assign(**{c: int(c.endswith("basic")) for c in PLAN_COLUMNS})
+    rows = frame.sample(300, random_state=0)[features].astype("float64")
+    as_premium = rows.assign(**{c: float(c.endswith("premium")) for c in PLAN_COLUMNS})
+    as_basic = rows.assign(**{c: float(c.endswith("basic")) for c in PLAN_COLUMNS})
     assert model.predict(as_premium).mean() > model.predict(as_basic).mean() + 0.05
 
 

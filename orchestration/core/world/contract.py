@@ -1,8 +1,10 @@
 """The raw data contract: the one set of tables everything enters through.
 
 The synthetic world, the public datasets (Hillstrom) and a team's own data all land as these
-tables (Parquet files named ``<table>.parquet`` in the raw directory, or warehouse tables with the
-same columns). dbt reads them as sources; only the messaging gateway reads ``contact_points``,
+tables (Parquet files named ``<table>.parquet`` in the raw directory, or the tables of a DuckDB
+schema: ``orchestration.core.world.warehouse_source``). ``customer_attributes`` has the columns
+the attribute declaration names (:func:`customer_attributes_table`); every other table is fixed.
+The guide to bringing one's own data: docs/bring-your-own-data.md. dbt reads them as sources; only the messaging gateway reads ``contact_points``,
 the one table that holds contact details.
 
 Identifiers are pseudonymous integers. Timestamps are UTC with microsecond precision (DuckDB
