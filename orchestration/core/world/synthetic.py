@@ -3,7 +3,8 @@
 Every customer has a hidden segment (persuadable, sure thing, lost cause, sleeping dog) that sets
 their purchase rate, how they engage with messages and how a message changes their chance of
 buying within 14 days. The raw tables (customers, contact points, consent events, orders,
-engagement events, suppressions and four past randomized campaigns) show only behaviour; the
+engagement events, suppressions, four past randomized campaigns and the declared customer
+attributes, ``synthetic_attributes.py``) show only behaviour and attributes; the
 segments and the true per-customer uplift go to a separate ground-truth directory that training
 and scoring never read.
 
