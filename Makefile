@@ -107,8 +107,8 @@ format: setup
 	$(BIN)/ruff format orchestration tests feature_repo scripts examples
 	$(BIN)/ruff check --fix orchestration tests feature_repo scripts examples
 
-dbt-build: setup ## dbt build on its own (from dbt_project/)
-	cd dbt_project && ../$(BIN)/dbt build --profiles-dir .
+dbt-build: setup ## dbt build on its own (from dbt_project/), with the declared customer attributes
+	cd dbt_project && ../$(BIN)/dbt build --profiles-dir . --vars "$$(../$(BIN)/python -m orchestration.core.world.attributes --dbt-vars)"
 
 services-up: ## start Postgres and Redis on 127.0.0.1 (data in data/services; apt-get installs them when missing)
 	scripts/services.sh up
