@@ -843,6 +843,8 @@ def _generate_chunk(
         as_of=as_of,
         seg=latent.seg,
         order_rate=latent.order_rate,
+        drift=spec.drift,
+        drift_start=f.drift_start,
     )
     tables = {
         CUSTOMERS.name: customers,
