@@ -99,16 +99,16 @@ bench-api: setup redis ## decision API on SQLite and Redis: p50/p99 at 1 client,
 
 lint: setup ## ruff, the import-layer contracts, sqlfluff (exits non-zero on any finding)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check orchestration tests feature_repo scripts
-	$(BIN)/ruff format --check orchestration tests feature_repo scripts
+	$(BIN)/ruff check orchestration tests feature_repo scripts examples
+	$(BIN)/ruff format --check orchestration tests feature_repo scripts examples
 	cd dbt_project && ../$(BIN)/sqlfluff lint models
 
 format: setup
-	$(BIN)/ruff format orchestration tests feature_repo scripts
-	$(BIN)/ruff check --fix orchestration tests feature_repo scripts
+	$(BIN)/ruff format orchestration tests feature_repo scripts examples
+	$(BIN)/ruff check --fix orchestration tests feature_repo scripts examples
 
-dbt-build: setup ## dbt build on its own (from dbt_project/)
-	cd dbt_project && ../$(BIN)/dbt build --profiles-dir .
+dbt-build: setup ## dbt build on its own (from dbt_project/), with the declared customer attributes
+	cd dbt_project && ../$(BIN)/dbt build --profiles-dir . --vars "$$(../$(BIN)/python -m orchestration.core.world.attributes --dbt-vars)"
 
 services-up: ## start Postgres and Redis on 127.0.0.1 (data in data/services; apt-get installs them when missing)
 	scripts/services.sh up

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from customer_entities import customer
 from customer_sources import (
+    customer_attributes_source,
     customer_consent_source,
     customer_engagement_source,
     customer_rfm_source,
@@ -86,6 +87,39 @@ customer_consent = FeatureView(
     online=True,
     description="Consent per channel as of the snapshot (the policy engine re-checks live consent).",
     tags={"owner": "data-science", "dbt_model": "feat_customer_consent"},
+)
+
+
+def _attribute_fields() -> list[Field]:
+    """The feature columns of the declared attributes (config/attributes.yaml, or the file
+    CAMPAIGN_ATTRIBUTES_FILE names): one-hot categoricals and booleans Int64, numerics Float64."""
+    from orchestration.core.world.attributes import load_attributes
+    from orchestration.settings import Settings
+
+    declaration = load_attributes(Settings.from_env().attributes_file)
+    types = {"float64": Float64, "int64": Int64}
+    return [Field(name=c.name, dtype=types[c.dtype]) for c in declaration.feature_columns()]
+
+
+_ATTRIBUTE_FIELDS = _attribute_fields()
+# The declared customer attributes, point in time. No view when nothing (but sensitive
+# attributes, which are never features) is declared: Feast would infer a schema from the file.
+customer_attributes = (
+    FeatureView(
+        name="customer_attributes",
+        entities=[customer],
+        ttl=SNAPSHOT_TTL,
+        schema=_ATTRIBUTE_FIELDS,
+        source=customer_attributes_source,
+        online=True,
+        description=(
+            "The customer attributes declared in config/attributes.yaml, as of the snapshot "
+            "(numbers, 0/1 booleans, one-hot categoricals; null when unknown)."
+        ),
+        tags={"owner": "data-science", "dbt_model": "feat_customer_attributes"},
+    )
+    if _ATTRIBUTE_FIELDS
+    else None
 )
 
 # Pushed on each event; a day old, the 24-hour count means nothing any more.

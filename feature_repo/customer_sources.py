@@ -42,6 +42,7 @@ def _published(table: str) -> FileSource:
 customer_rfm_source = _published("feat_customer_rfm")
 customer_engagement_source = _published("feat_customer_engagement")
 customer_consent_source = _published("feat_customer_consent")
+customer_attributes_source = _published("feat_customer_attributes")
 
 customer_sessions_push = PushSource(
     name="customer_sessions_push",

@@ -458,6 +458,20 @@ def _print_batch_decisions(customer: int, day: str, rows: pd.DataFrame) -> None:
     deferred = rows[rows["decision"] == "deferred"]
     for row in deferred.itertuples(index=False):
         console.print(f"  deferred until {row.deferred_until} (UTC)")
+    _explain_attributes(s, customer, rows)
+
+
+def _explain_attributes(s: Settings, customer: int, rows: pd.DataFrame) -> None:
+    """The declared attributes the model saw at each decision's feature snapshot."""
+    from orchestration.core.features.attribute_values import attributes_at
+    from orchestration.core.world.attributes import load_attributes
+
+    declaration = load_attributes(s.attributes_file)
+    for stamp in dict.fromkeys(rows["feature_timestamp"].dropna()):
+        seen = attributes_at(s.features_dir, customer, stamp, declaration)
+        if seen:
+            text = ", ".join(f"{name} = {value}" for name, value in seen.items())
+            console.print(f"  attributes at {str(stamp)[:19]}: {text}")
 
 
 def _print_api_decisions(customer: int, day: str, rows: pd.DataFrame) -> None:

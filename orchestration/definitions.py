@@ -50,6 +50,7 @@ defs = Definitions(
     asset_checks=[
         *raw_data.raw_freshness_checks,
         *raw_data.safety_table_checks,
+        *raw_data.attribute_checks(),
         features.drift_share_below_threshold,
         features.features_cover_candidates,
         features.online_store_fresh,

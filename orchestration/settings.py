@@ -48,6 +48,10 @@ CAMPAIGNS_DIR = PROJECT_DIR / "campaigns"
 POLICY_FILE = PROJECT_DIR / "policies" / "global_policy.yaml"
 GATEWAY_CONFIG = PROJECT_DIR / "config" / "gateway.yaml"
 APPROVERS_FILE = PROJECT_DIR / "config" / "approvers.yaml"
+# The customer attributes a dataset declares (orchestration.core.world.attributes): the default
+# file, and Hillstrom's own (its columns mapped to attributes).
+ATTRIBUTES_FILE = PROJECT_DIR / "config" / "attributes.yaml"
+HILLSTROM_ATTRIBUTES_FILE = PROJECT_DIR / "config" / "attributes.hillstrom.yaml"
 
 ENV_PREFIX = "CAMPAIGN_"
 # The notifier configuration (CAMPAIGN_ALERT_NOTIFIERS, _WEBHOOK_URL, _SMTP_*): checked by
@@ -64,8 +68,10 @@ logger = logging.getLogger(__name__)
 Learner = Literal["two_model", "class_transformation", "response"]
 LEARNERS: tuple[str, ...] = get_args(Learner)
 # Where the raw data comes from (CAMPAIGN_DATASET): the generated world, a team's own Parquet
-# files in data/raw, or the public Hillstrom e-mail campaign (orchestration.core.world.datasets).
-Dataset = Literal["synthetic", "files", "hillstrom"]
+# files in data/raw, the tables of a schema in a DuckDB file (warehouse: CAMPAIGN_RAW_DUCKDB,
+# CAMPAIGN_RAW_SCHEMA), or the public Hillstrom e-mail campaign
+# (orchestration.core.world.datasets).
+Dataset = Literal["synthetic", "files", "hillstrom", "warehouse"]
 DATASETS: tuple[str, ...] = get_args(Dataset)
 # Outcomes of fct_campaign_exposures a model can learn (CAMPAIGN_TARGET).
 Target = Literal["has_converted", "has_visited"]
@@ -87,6 +93,11 @@ Profile = Literal["local", "production"]
 PROFILES: tuple[str, ...] = get_args(Profile)
 # The Postgres databases of the production profile (created by scripts/services.sh).
 POSTGRES_DATABASES = ("dagster", "mlflow", "warehouse")
+
+
+def default_attributes_file(dataset: str | None) -> Path:
+    """The attribute declaration of a dataset: Hillstrom's own, else config/attributes.yaml."""
+    return HILLSTROM_ATTRIBUTES_FILE if dataset == "hillstrom" else ATTRIBUTES_FILE
 
 
 def default_target(dataset: str | None) -> str:
@@ -269,6 +280,15 @@ class Settings(_FromEnvironment):
     dataset: Dataset = "synthetic"
     # The outcome the uplift model learns (CAMPAIGN_TARGET; default_target(dataset) if unset).
     target: Target = Field(default_factory=lambda data: default_target(data.get("dataset")))
+    # The customer attributes declared for this data (CAMPAIGN_ATTRIBUTES_FILE; default:
+    # default_attributes_file(dataset)). Adding one is an edit of that file, not of code.
+    attributes_file: ResolvedPath = Field(
+        default_factory=lambda data: default_attributes_file(data.get("dataset"))
+    )
+    # CAMPAIGN_DATASET=warehouse: the DuckDB file (CAMPAIGN_RAW_DUCKDB) and schema
+    # (CAMPAIGN_RAW_SCHEMA) whose tables, named like the contract's, are the raw data.
+    raw_duckdb: ResolvedPath | None = None
+    raw_schema: str = Field("raw", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     world_customers: int = Field(100_000, ge=1, validation_alias="CAMPAIGN_CUSTOMERS")
     world_seed: int = Field(42, ge=0, validation_alias="CAMPAIGN_SEED")
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -347,6 +367,15 @@ class Settings(_FromEnvironment):
             raise ValueError(
                 f"CAMPAIGN_PROFILE=production needs {' and '.join(missing)}: start the servers "
                 'with `make services-up` and run `eval "$(scripts/services.sh env)"`'
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _warehouse_dataset_names_its_file(self) -> Settings:
+        if self.dataset == "warehouse" and self.raw_duckdb is None:
+            raise ValueError(
+                "CAMPAIGN_DATASET=warehouse needs CAMPAIGN_RAW_DUCKDB: the DuckDB file whose "
+                "schema CAMPAIGN_RAW_SCHEMA (default raw) holds the raw contract tables"
             )
         return self
 

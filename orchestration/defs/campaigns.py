@@ -195,6 +195,25 @@ def _customers(customers: pd.DataFrame, campaigns) -> pd.DataFrame:
     return customers[[c for c in dict.fromkeys(wanted) if c in customers.columns]]
 
 
+def _with_sensitive_attributes(s, customers: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
+    """The declared sensitive attributes (config/attributes.yaml) as audit segments."""
+    from orchestration.core.decisioning.sensitive_attributes import sensitive_segments
+    from orchestration.core.world.attributes import load_attributes
+    from orchestration.core.world.warehouse import open_warehouse
+
+    declaration = load_attributes(s.attributes_file)
+    if not declaration.sensitive:
+        return customers, ()
+    warehouse = open_warehouse(s)
+    # dbt builds it in every run; without it (a hand-made warehouse) every value is unknown
+    attributes = (
+        warehouse.read_table("dim_customer_attributes")
+        if warehouse.has_table("dim_customer_attributes")
+        else pd.DataFrame({"customer_id": pd.Series(dtype="int64")})
+    )
+    return sensitive_segments(customers, attributes, declaration)
+
+
 def _audiences(
     context: AssetExecutionContext,
     campaign_decisions: DecisionBatch,
@@ -214,7 +233,9 @@ def _audiences(
     s = settings.get()
     campaigns = load_campaigns(s.campaigns_dir).campaigns
     decisions = pd.read_parquet(campaign_decisions.path)
-    customers = _customers(open_warehouse(s).read_table("dim_customers"), campaigns.values())
+    customers, sensitive = _with_sensitive_attributes(
+        s, _customers(open_warehouse(s).read_table("dim_customers"), campaigns.values())
+    )
     run_id = context.run.run_id
     defaults, history = _guard_history(s, gateway, campaigns, run_id)
     guards, results = {}, []
@@ -231,6 +252,7 @@ def _audiences(
                 campaign_decisions.send_date,
                 history,
                 defaults,
+                sensitive_attributes=sensitive,
             )
             if len(rows) and campaign is not None
             else not_evaluated(campaign, name)

@@ -107,6 +107,7 @@ def raw_data(context: AssetExecutionContext, config: RawDataConfig, settings: Ca
 
 def _land(context: AssetExecutionContext, config: RawDataConfig, s: Settings) -> dict[str, object]:
     """Write (or check) the raw tables; the run metadata of the landing."""
+    from orchestration.core.world.attributes import load_attributes
     from orchestration.core.world.datasets.landing import claim_data_dir, land_hillstrom
     from orchestration.core.world.validation import require_valid_raw
 
@@ -138,7 +139,9 @@ def _land(context: AssetExecutionContext, config: RawDataConfig, s: Settings) ->
             else s.world_now,
             drift=config.drift,
         )
-        summary = generate_world(spec, s.raw_dir, s.ground_truth_dir)
+        summary = generate_world(
+            spec, s.raw_dir, s.ground_truth_dir, attributes=load_attributes(s.attributes_file)
+        )
         # the closed loop: our earlier sends and holdouts, played in with their true effect
         feedback = apply_feedback(
             s.raw_dir,
@@ -158,9 +161,16 @@ def _land(context: AssetExecutionContext, config: RawDataConfig, s: Settings) ->
         context.log.info(
             f"generated a world of {spec.customers} customers in {summary.seconds:.1f}s"
         )
+    elif s.dataset == "warehouse":
+        from orchestration.core.world.warehouse_source import export_raw_schema
+
+        claim_data_dir(s.data_dir, "files")
+        extra.update(export_raw_schema(s.raw_duckdb, s.raw_schema, s.raw_dir))
+        context.log.info(f"read the raw tables of {s.raw_duckdb} schema {s.raw_schema}")
     else:
         claim_data_dir(s.data_dir, "files")
-    require_valid_raw(s.raw_dir, now=s.now())
+    require_valid_raw(s.raw_dir, now=s.now(), attributes=s.attributes_file)
+    extra["attributes"] = ", ".join(load_attributes(s.attributes_file).names) or "none"
     return extra
 
 
@@ -261,3 +271,66 @@ def _safety_check(table: str):
 
 # definitions.py lists them with the freshness checks: blocking, so upstream of the release.
 safety_table_checks = [_safety_check(t) for t in SAFETY_TABLES]
+
+
+def _attribute_check(name: str, description: str):
+    @asset_check(
+        asset=raw_key("customer_attributes"),
+        name=f"attribute_{name}_has_values",
+        blocking=False,
+        description=(
+            f"Declared attribute {name!r} ({description}) has a value in the latest "
+            "customer_attributes row of at least one customer (a declared attribute without any "
+            "is almost always a mapping mistake). Warns only; evidence: the share of customers "
+            "covered and the values seen. One such check per attribute of config/attributes.yaml."
+        ),
+    )
+    def check(settings: CampaignSettings) -> AssetCheckResult:
+        from orchestration.core.world.attribute_coverage import attribute_coverage
+        from orchestration.core.world.attributes import load_attributes
+
+        s = settings.get()
+        attribute = load_attributes(s.attributes_file).get(name)
+        if attribute is None:
+            return AssetCheckResult(
+                passed=False,
+                severity=AssetCheckSeverity.WARN,
+                description=f"{name!r} is no longer declared in {s.attributes_file}; reload",
+            )
+        cov = attribute_coverage(s.raw_dir, attribute)
+        evidence = (
+            {"values": ", ".join(f"{v}: {n:,}" for v, n in cov.values.items()) or "none"}
+            if attribute.type != "numeric"
+            else {
+                "min": cov.low if cov.low is not None else "none",
+                "max": cov.high if cov.high is not None else "none",
+            }
+        )
+        return AssetCheckResult(
+            passed=cov.has_values,
+            severity=AssetCheckSeverity.WARN,
+            description=(
+                f"{cov.share:.1%} of {cov.customers:,} customers have a known {name}"
+                if cov.has_values
+                else f"no customer has a value for {name}: check the export's column mapping"
+            ),
+            metadata={
+                "customers": cov.customers,
+                "customers_with_value": cov.customers_with_value,
+                "share": round(cov.share, 4),
+                **evidence,
+            },
+        )
+
+    check.__name__ = f"attribute_{name}_has_values"
+    return check
+
+
+def attribute_checks() -> list:
+    """One coverage check per attribute declared in the settings' attribute file (read when the
+    definitions load): declaring or removing an attribute changes the asset graph (and its
+    reviewed snapshot)."""
+    from orchestration.core.world.attributes import load_attributes
+
+    declaration = load_attributes(Settings.from_env().attributes_file)
+    return [_attribute_check(a.name, a.description) for a in declaration.attributes]

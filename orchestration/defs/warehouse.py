@@ -56,14 +56,22 @@ def warehouse_models(
     into them first; dbt-duckdb reads the files in place."""
     s = settings.get()
     if s.is_production:
+        from orchestration.core.world.attributes import load_attributes
         from orchestration.core.world.warehouse_load import load_raw_tables
 
-        loaded = load_raw_tables(s.raw_dir, s.postgres_database("warehouse"))
+        loaded = load_raw_tables(
+            s.raw_dir, s.postgres_database("warehouse"), load_attributes(s.attributes_file)
+        )
         context.log.info(
             "raw tables loaded into the Postgres warehouse: "
             + ", ".join(f"{t.name} {t.rows}" for t in loaded)
         )
+    from orchestration.core.world.attributes import load_attributes
+
     args = ["build", "--target", s.dbt_target, "--threads", str(s.warehouse_threads)]
-    yield from dbt.cli(
-        [*args, "--vars", json.dumps({"as_of": s.now().isoformat()})], context=context
-    ).stream()
+    dbt_vars = {
+        "as_of": s.now().isoformat(),
+        # the declared customer attributes (config/attributes.yaml) shape the attribute models
+        "customer_attributes": load_attributes(s.attributes_file).dbt_vars(),
+    }
+    yield from dbt.cli([*args, "--vars", json.dumps(dbt_vars)], context=context).stream()

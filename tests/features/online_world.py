@@ -1,5 +1,6 @@
 """The small feature world the online store tests materialize: a few hundred customers, two
-snapshots, the project's three feature views (Int64 and Float64 features) plus a test-only view
+snapshots, the project's four feature views (Int64 and Float64 features; customer_attributes as
+config/attributes.yaml declares it) plus a test-only view
 with the other scalar types (Bool, Float32, Int32, String). Nulls, NaNs, negative and wide
 integers, customers missing from one view and a customer missing from all of them are in the
 data on purpose."""
@@ -24,7 +25,7 @@ ONLY_OLDER_SNAPSHOT = set(IDS[-10:-5].tolist())  # engagement: latest row is a d
 NO_CONSENT = set(IDS[-5:].tolist())  # absent from customer_consent altogether
 MISSING = 123_456_789  # in no table at all
 EXTRAS = "customer_extras"
-PROJECT_VIEWS = ["customer_rfm", "customer_engagement", "customer_consent"]
+PROJECT_VIEWS = ["customer_rfm", "customer_engagement", "customer_consent", "customer_attributes"]
 
 
 def int_column(rng: np.random.Generator, n: int) -> pa.Array:
@@ -146,8 +147,9 @@ def build_world(settings: Settings) -> dict:
     feature_dir = settings.features_dir / "current"
     views[EXTRAS] = extras_view(customer, feature_dir)
     write_tables(feature_dir, views)
-    service = next(o for o in objects if type(o).__name__ == "FeatureService")
-    return {"views": views, "customer": customer, "service": service}
+    services = [o for o in objects if type(o).__name__ == "FeatureService"]
+    service = next(o for o in services if o.name == "uplift_model_v1")
+    return {"views": views, "customer": customer, "service": service, "services": services}
 
 
 def feature_refs(views: dict) -> list[str]:

@@ -49,7 +49,7 @@ def stores(tmp_path_factory):
             settings, settings.feast_dir, {"type": packed.STORE_TYPE}, {"type": packed.ENGINE_TYPE}
         )
         for store in (stock, mine):
-            store.apply([world["customer"], world["service"], *world["views"].values()])
+            store.apply([world["customer"], *world["services"], *world["views"].values()])
             materialize_all(store)
         yield {"stock": stock, "packed": mine, "settings": settings, "views": world["views"]}
 

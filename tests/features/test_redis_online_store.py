@@ -70,7 +70,7 @@ def stores(tmp_path_factory, redis_server):
             settings, settings.feast_dir, bulk_online, {"type": packed.ENGINE_TYPE}
         )
         for store in (stock, mine):
-            store.apply([world["customer"], world["service"], *world["views"].values()])
+            store.apply([world["customer"], *world["services"], *world["views"].values()])
             materialize_all(store)
         yield {
             "stock": stock,

@@ -1,5 +1,11 @@
 """Point-in-time correctness of the training set: a feature value dated after an exposure never
-reaches that exposure's training row (real Feast, offline store over Parquet, temp data dir)."""
+reaches that exposure's training row (real Feast, offline store over Parquet, temp data dir).
+
+The declared customer attributes are features like the others (``feat_customer_attributes``):
+a snapshot dated after the exposure must not reach its row either. How an attribute row's
+``valid_from`` becomes a snapshot (strictly before it) is dbt's unit test
+``test_feat_customer_attributes_is_point_in_time_correct``; the own-data end-to-end test checks
+the whole path from a raw attribute row to the training row."""
 
 from __future__ import annotations
 
@@ -45,6 +51,16 @@ CONSENT = {
     "is_push_opted_in": "int64",
     "count_channels_opted_in": "int64",
 }
+# The declared attributes of config/attributes.yaml as features: plan and loyalty_tier one-hot;
+# age_band is sensitive, so audited and never a feature.
+ATTRIBUTES = {
+    "attr_plan__basic": "int64",
+    "attr_plan__plus": "int64",
+    "attr_plan__premium": "int64",
+    "attr_loyalty_tier__bronze": "int64",
+    "attr_loyalty_tier__silver": "int64",
+    "attr_loyalty_tier__gold": "int64",
+}
 
 
 def _table(rows: list[tuple[int, pd.Timestamp, int]], columns: dict[str, str]) -> pd.DataFrame:
@@ -79,6 +95,7 @@ def test_a_feature_dated_after_the_exposure_never_reaches_its_training_row(data_
         ("feat_customer_rfm", RFM),
         ("feat_customer_engagement", ENGAGEMENT),
         ("feat_customer_consent", CONSENT),
+        ("feat_customer_attributes", ATTRIBUTES),
     ):
         _table(rows, columns).to_parquet(published / f"{table}.parquet", index=False)
     apply_feature_definitions(settings)
@@ -98,7 +115,7 @@ def test_a_feature_dated_after_the_exposure_never_reaches_its_training_row(data_
     entities = training_entities(exposures, "has_converted")
     frame = historical_features(settings, entities, FEATURE_SERVICE).set_index("exposure_id")
     features = feature_names(settings, FEATURE_SERVICE)
-    assert set(features) == set(RFM) | set(ENGAGEMENT) | set(CONSENT)
+    assert set(features) == set(RFM) | set(ENGAGEMENT) | set(CONSENT) | set(ATTRIBUTES)
 
     first = frame.loc["e1", features].astype(float)
     assert (first == 1).all(), first[first != 1]  # the value known before the exposure ...

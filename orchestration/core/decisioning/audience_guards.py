@@ -18,7 +18,8 @@ and (for the size) the campaign's released history; the Dagster checks in
   share differs by more than ``COMPOSITION_MAX_SHARE_DIFF`` (absolute) blocks. Audiences smaller
   than ``COMPOSITION_MIN_AUDIENCE`` are too small to judge.
 - **fairness** (``audience_selection_rates_fair``): selection rate (send or deferred / eligible)
-  per segment of region, tenure band and every ``fairness.sensitive_columns`` of dim_customers;
+  per segment of region, tenure band, every ``fairness.sensitive_columns`` of dim_customers and
+  every attribute declared ``sensitive`` (``sensitive_attributes.py``);
   the four-fifths ratio (lowest / highest rate, segments with at least
   ``FAIRNESS_MIN_SEGMENT_SIZE`` eligible) must be at least ``fairness.min_ratio``. Its mode says
   whether a low ratio warns or blocks.
@@ -537,9 +538,11 @@ def evaluate_audience(
     send_date: str,
     history: pd.DataFrame,
     defaults: GuardDefaults | None = None,
+    sensitive_attributes: tuple[str, ...] = (),
 ) -> AudienceGuards:
-    """All three verdicts of one campaign's decisions ``rows`` in a run."""
-    sensitive = list(campaign.fairness.sensitive_columns)
+    """All three verdicts of one campaign's decisions ``rows`` in a run. ``sensitive_attributes``:
+    the declared sensitive attributes (columns of ``customers``), audited in every campaign."""
+    sensitive = list(dict.fromkeys([*campaign.fairness.sensitive_columns, *sensitive_attributes]))
     unknown = [c for c in sensitive if c not in customers.columns]
     segments = segment_frame(rows, customers, decided_at, sensitive)
     dimensions = (*BASE_DIMENSIONS, *[c for c in sensitive if c not in unknown])

@@ -52,11 +52,14 @@ def _sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
 
 
 def _as_numeric(frame: pd.DataFrame) -> pd.DataFrame:
-    # Booleans become 0/1 so every column is compared with the same kind of test.
+    # Booleans become 0/1 so every column is compared with the same kind of test; nullable
+    # integers (e.g. a one-hot attribute with unknown values, read as pandas' Int64) become
+    # floats with NaN, which Evidently can type (it cannot type the extension dtypes).
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == bool or str(out[column].dtype) == "boolean":
-            out[column] = out[column].astype("float64")
+        dtype = out[column].dtype
+        if str(dtype) in ("bool", "boolean") or pd.api.types.is_extension_array_dtype(dtype):
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     return out
 
 

@@ -20,7 +20,8 @@ from orchestration.settings import Settings
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-FEATURE_SERVICE = "uplift_model_v1"
+# v2: v1 and the declared customer attributes (feature_repo/customer_feature_services.py)
+FEATURE_SERVICE = "uplift_model_v2"
 ENTITY_KEY = "customer_id"
 TIMESTAMP_COLUMN = "event_timestamp"
 

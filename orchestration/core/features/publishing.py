@@ -31,6 +31,7 @@ FEATURE_TABLES: tuple[str, ...] = (
     "feat_customer_rfm",
     "feat_customer_engagement",
     "feat_customer_consent",
+    "feat_customer_attributes",
 )
 VERSIONS_KEPT = 5
 

@@ -1,8 +1,10 @@
 """The raw data contract: the one set of tables everything enters through.
 
 The synthetic world, the public datasets (Hillstrom) and a team's own data all land as these
-tables (Parquet files named ``<table>.parquet`` in the raw directory, or warehouse tables with the
-same columns). dbt reads them as sources; only the messaging gateway reads ``contact_points``,
+tables (Parquet files named ``<table>.parquet`` in the raw directory, or the tables of a DuckDB
+schema: ``orchestration.core.world.warehouse_source``). ``customer_attributes`` has the columns
+the attribute declaration names (:func:`customer_attributes_table`); every other table is fixed.
+The guide to bringing one's own data: docs/bring-your-own-data.md. dbt reads them as sources; only the messaging gateway reads ``contact_points``,
 the one table that holds contact details.
 
 Identifiers are pseudonymous integers. Timestamps are UTC with microsecond precision (DuckDB
@@ -29,10 +31,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from orchestration.core.common.outcome_window import OUTCOME_WINDOW_DAYS as OUTCOME_WINDOW_DAYS
+
+if TYPE_CHECKING:
+    from orchestration.core.world.attributes import AttributeDeclaration
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "push")
 ARMS: tuple[str, ...] = ("treatment", "control")
@@ -232,6 +238,18 @@ CAMPAIGN_EXPOSURES = RawTable(
     allowed_values=(("channel", CHANNELS), ("arm", ARMS)),
 )
 
+CUSTOMER_ATTRIBUTES = RawTable(
+    name="customer_attributes",
+    schema=pa.schema([("customer_id", pa.int64()), ("valid_from", TIMESTAMP)]),
+    primary_key=("customer_id", "valid_from"),
+    time_column="valid_from",
+    description=(
+        "A team's own customer attributes, point in time: one column per attribute declared in "
+        "config/attributes.yaml (CAMPAIGN_ATTRIBUTES_FILE); a row's values hold from its "
+        "valid_from until the customer's next row (null: unknown from then on)."
+    ),
+)
+
 RAW_TABLES: tuple[RawTable, ...] = (
     CUSTOMERS,
     CONTACT_POINTS,
@@ -240,6 +258,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
     ENGAGEMENT_EVENTS,
     SUPPRESSIONS,
     CAMPAIGN_EXPOSURES,
+    CUSTOMER_ATTRIBUTES,
 )
 RAW_TABLES_BY_NAME: dict[str, RawTable] = {t.name: t for t in RAW_TABLES}
 # Tables a raw directory may hold or not: validated when present, never required, not landed as
@@ -248,6 +267,34 @@ OPTIONAL_TABLES: tuple[RawTable, ...] = (SUPPRESSION_LIFTS,)
 
 # Tables whose newest row says whether the raw data is current (source freshness).
 ACTIVITY_TABLES: tuple[str, ...] = ("orders", "engagement_events")
+
+
+_ATTRIBUTE_TYPES = {"numeric": pa.float64(), "categorical": pa.string(), "boolean": pa.bool_()}
+
+
+def customer_attributes_table(declaration: AttributeDeclaration) -> RawTable:
+    """``customer_attributes`` with the declared columns: its keys, then one column per attribute
+    (numeric: double, categorical: string from its ``values``, boolean), each nullable."""
+    columns = [(a.name, _ATTRIBUTE_TYPES[a.type]) for a in declaration.attributes]
+    return RawTable(
+        name=CUSTOMER_ATTRIBUTES.name,
+        schema=pa.schema([*CUSTOMER_ATTRIBUTES.schema, *columns]),
+        primary_key=CUSTOMER_ATTRIBUTES.primary_key,
+        time_column=CUSTOMER_ATTRIBUTES.time_column,
+        description=CUSTOMER_ATTRIBUTES.description,
+        allowed_values=tuple(
+            (a.name, tuple(a.values or ()))
+            for a in declaration.attributes
+            if a.type == "categorical"
+        ),
+        nullable=declaration.names,
+    )
+
+
+def contract_tables(declaration: AttributeDeclaration) -> tuple[RawTable, ...]:
+    """The contract's tables with ``customer_attributes`` as ``declaration`` declares it."""
+    attributes = customer_attributes_table(declaration)
+    return tuple(attributes if t.name == attributes.name else t for t in RAW_TABLES)
 
 
 def raw_path(raw_dir: Path, table: RawTable | str) -> Path:

@@ -3,7 +3,8 @@
 Every customer has a hidden segment (persuadable, sure thing, lost cause, sleeping dog) that sets
 their purchase rate, how they engage with messages and how a message changes their chance of
 buying within 14 days. The raw tables (customers, contact points, consent events, orders,
-engagement events, suppressions and four past randomized campaigns) show only behaviour; the
+engagement events, suppressions, four past randomized campaigns and the declared customer
+attributes, ``synthetic_attributes.py``) show only behaviour and attributes; the
 segments and the true per-customer uplift go to a separate ground-truth directory that training
 and scoring never read.
 
@@ -53,28 +54,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from orchestration.core.world.attributes import AttributeDeclaration, load_attributes
 from orchestration.core.world.contract import (
     ARMS,
     CAMPAIGN_EXPOSURES,
     CHANNELS,
     CONSENT_EVENTS,
     CONTACT_POINTS,
+    CUSTOMER_ATTRIBUTES,
     CUSTOMERS,
     ENGAGEMENT_EVENT_TYPES,
     ENGAGEMENT_EVENTS,
     ORDER_CATEGORIES,
     ORDERS,
     OUTCOME_WINDOW_DAYS,
-    RAW_TABLES,
     SALES_CHANNELS,
     SUPPRESSION_REASONS,
     SUPPRESSIONS,
     TIMESTAMP,
+    contract_tables,
+    customer_attributes_table,
 )
+from orchestration.core.world.synthetic_attributes import customer_attributes
 
 # --- scale and time ---------------------------------------------------------------------------
 CHUNK_CUSTOMERS = 250_000  # customers per chunk; fixed so the output never depends on memory
-GENERATOR_VERSION = 2  # 2: orders carry category and sales_channel
+GENERATOR_VERSION = 3  # 2: orders carry category and sales_channel; 3: customer attributes
 
 
 SIGNUP_SPAN_DAYS = 3 * 365  # customers signed up within the last three years ...
@@ -804,7 +809,13 @@ def _customers_and_truth(
 
 
 def _generate_chunk(
-    spec: WorldSpec, as_of: int, chunk: int, first_id: int, n: int, ids: _Counters
+    spec: WorldSpec,
+    as_of: int,
+    chunk: int,
+    first_id: int,
+    n: int,
+    ids: _Counters,
+    attributes: AttributeDeclaration,
 ) -> _Chunk:
     """One chunk of customers and all their rows; ``as_of`` in whole seconds (exclusive).
 
@@ -822,6 +833,19 @@ def _generate_chunk(
     orders = _orders(f, profile.observed_from, latent, exposed, ids)
     events = _engagement_events(f, profile.observed_from, latent, reach, ids)
     customers, truth = _customers_and_truth(f, profile, latent)
+    declared = customer_attributes(
+        attributes,
+        customer_attributes_table(attributes).schema,
+        seed=spec.seed,
+        chunk=chunk,
+        customer_ids=f.cust,
+        signed_up=profile.signed_up,
+        as_of=as_of,
+        seg=latent.seg,
+        order_rate=latent.order_rate,
+        drift=spec.drift,
+        drift_start=f.drift_start,
+    )
     tables = {
         CUSTOMERS.name: customers,
         CONTACT_POINTS.name: contact_points,
@@ -830,6 +854,7 @@ def _generate_chunk(
         ENGAGEMENT_EVENTS.name: events,
         SUPPRESSIONS.name: suppressions,
         CAMPAIGN_EXPOSURES.name: exposures,
+        CUSTOMER_ATTRIBUTES.name: declared,
     }
     return _Chunk(tables=tables, truth=truth, campaign_stats=exposed.stats)
 
@@ -910,14 +935,23 @@ def generate_world(
     raw_dir: Path,
     ground_truth_dir: Path,
     progress: Callable[[int], None] | None = None,
+    attributes: AttributeDeclaration | None = None,
 ) -> WorldSummary:
     """Generate the world into ``raw_dir`` (the contract tables) and ``ground_truth_dir``.
+
+    ``attributes``: the declared customer attributes to generate (default: the project's
+    ``config/attributes.yaml``; ``orchestration.core.world.synthetic_attributes``).
 
     Same spec, same bytes. Files appear atomically when the whole world is written; a failure
     leaves the previous files in place. ``progress(n)`` is called after each chunk of ``n``
     customers.
     """
     _validate_spec(spec)
+    if attributes is None:
+        from orchestration.settings import ATTRIBUTES_FILE
+
+        attributes = load_attributes(ATTRIBUTES_FILE)
+    tables = contract_tables(attributes)
     started = time.perf_counter()
     as_of = _resolve_as_of(spec.as_of)
     as_of_s = _seconds(as_of)
@@ -940,7 +974,7 @@ def generate_world(
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="world-writer")
     pending: Future | None = None
     try:
-        for table in RAW_TABLES:
+        for table in tables:
             writers[table.name] = _AtomicParquet(raw_dir / table.file_name, table.schema)
         writers["_truth"] = _AtomicParquet(
             ground_truth_dir / GROUND_TRUTH_FILE, GROUND_TRUTH_SCHEMA
@@ -948,7 +982,7 @@ def generate_world(
         counters = _Counters()
         for chunk, first in enumerate(range(0, spec.customers, CHUNK_CUSTOMERS)):
             n = min(CHUNK_CUSTOMERS, spec.customers - first)
-            part = _generate_chunk(spec, as_of_s, chunk, first + 1, n, counters)
+            part = _generate_chunk(spec, as_of_s, chunk, first + 1, n, counters, attributes)
             for total, add in zip(stats, part.campaign_stats, strict=True):
                 for key, value in add.items():
                     total[key] += value
@@ -969,7 +1003,7 @@ def generate_world(
     for writer in writers.values():
         writer.commit()
 
-    rows = {t.name: writers[t.name].rows for t in RAW_TABLES}
+    rows = {t.name: writers[t.name].rows for t in tables}
     campaigns = _campaign_summaries(as_of, stats)
     world = {
         "generator_version": GENERATOR_VERSION,
@@ -979,6 +1013,7 @@ def generate_world(
         "attribution_window_days": ATTRIBUTION_WINDOW_DAYS,
         "campaign_sample_share": CAMPAIGN_SAMPLE_SHARE,
         "segments": [asdict(s) for s in SEGMENTS],
+        "attributes": list(attributes.names),
         "campaigns": campaigns,
         "rows": rows,
         "ground_truth_rows": writers["_truth"].rows,

@@ -16,6 +16,13 @@ that ``zoneinfo`` knows (``Mars/Olympus`` would otherwise reach the policy engin
 ``amount`` is finite and not negative. The optional tables (``contract.OPTIONAL_TABLES``, e.g.
 ``suppression_lifts``) are checked the same way when their file is there.
 
+``customer_attributes`` is checked against the attribute declaration (``config/attributes.yaml``,
+see ``orchestration.core.world.attributes``): a column that is not a declared attribute, a
+categorical value outside its declared ``values``, a numeric value that is not a finite number
+and a boolean that is not true/false are each reported with the file, the column (the attribute),
+the first row and its key. Numeric and boolean attributes may be exported as text (a CSV-shaped
+source): they are then checked value by value.
+
 The checks run in DuckDB straight on the files (one scan per file for the row-wise checks, plus
 one for duplicates and one for orphans), so they stay fast on 10M-customer worlds.
 """
@@ -23,6 +30,7 @@ one for duplicates and one for orphans), so they stay fast on 10M-customer world
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,16 +38,20 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from orchestration.core.world.contract import (
+    CUSTOMER_ATTRIBUTES,
     CUSTOMERS,
     OPTIONAL_TABLES,
     ORDERS,
-    RAW_TABLES,
     RawTable,
+    contract_tables,
+    customer_attributes_table,
     raw_path,
 )
 
 if TYPE_CHECKING:
     import duckdb
+
+    from orchestration.core.world.attributes import AttributeDeclaration
 
 # Timestamps up to this far past now are accepted (clock skew between systems). The dispatch-time
 # consent re-check (core/delivery/consent_guard.py) reads events with the same tolerance.
@@ -125,13 +137,22 @@ def _show(value: object) -> str:
 class _Checker:
     """The checks of one file on one DuckDB connection."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, table: RawTable, now: datetime):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        table: RawTable,
+        now: datetime,
+        attributes: Declared | None = None,
+    ):
         self.con = con
         self.path = path
         self.table = table
         self.now = now
+        self.attributes = attributes
         self.label = _label(path)
         self.problems: list[str] = []
+        self._as_text: dict[str, str] = {}  # attribute column -> its type, when given as text
 
     def add(self, message: str) -> None:
         self.problems.append(f"{self.label}: {message}")
@@ -193,6 +214,8 @@ class _Checker:
                     f"column '{field.name}' is missing (expected {expected}); add it or map "
                     "your source column to it"
                 )
+            elif self._attribute_as_text(field.name, actual):
+                usable.append(field.name)
             elif not _castable(actual, field.type):
                 self.add(
                     f"column '{field.name}' has type {actual}, which does not cast to "
@@ -200,7 +223,31 @@ class _Checker:
                 )
             else:
                 usable.append(field.name)
+        if self.attributes is not None:
+            self._check_undeclared(columns)
         return usable
+
+    def _attribute_as_text(self, name: str, actual: str) -> bool:
+        """A numeric or boolean attribute exported as text (or a boolean as 0/1): checked value
+        by value instead (``_value_checks``)."""
+        declared = self.attributes.declaration.get(name) if self.attributes else None
+        t = actual.upper()
+        if declared is None or declared.type == "categorical":
+            return False
+        if t == "VARCHAR" or (declared.type == "boolean" and t in _INTEGER_TYPES):
+            self._as_text[name] = declared.type
+            return True
+        return False
+
+    def _check_undeclared(self, columns: dict[str, str]) -> None:
+        declared = self.attributes.declaration.names
+        for name in columns:
+            if name not in self.table.schema.names:
+                listed = ", ".join(declared) if declared else "none"
+                self.add(
+                    f"column '{name}' is not a declared attribute (declared: {listed}); "
+                    f"declare it in {self.attributes.source} or leave it out of the export"
+                )
 
     def _create_view(self, usable: list[str]) -> None:
         select = []
@@ -291,6 +338,18 @@ class _Checker:
                     "(e.g. Europe/Berlin, America/New_York, UTC) or map it when you export the "
                     "table"
                 )
+            elif kind == "attr_numeric":
+                self.add(
+                    f"column '{name}' has {count:,} value(s) that are not finite numbers, e.g. "
+                    f"{_show(value)} at {where}; attribute '{name}' is declared numeric in "
+                    f"{self.attributes.source}: export numbers (or null when unknown)"
+                )
+            elif kind == "attr_boolean":
+                self.add(
+                    f"column '{name}' has {count:,} value(s) that are not booleans, e.g. "
+                    f"{_show(value)} at {where}; attribute '{name}' is declared boolean in "
+                    f"{self.attributes.source}: export true/false (or 1/0, null when unknown)"
+                )
             elif kind == "amount":
                 self.add(
                     f"column '{name}' has {count:,} negative or non-finite value(s) (NaN or "
@@ -318,6 +377,29 @@ class _Checker:
         if self.table.name == ORDERS.name and "amount" in usable:
             bad = '"amount" < 0 OR NOT isfinite(CAST("amount" AS DOUBLE))'
             checks.append(("amount", "amount", f'"amount" IS NOT NULL AND ({bad})'))
+        if self.table.name == CUSTOMER_ATTRIBUTES.name:
+            checks.extend(self._attribute_value_checks(usable))
+        return checks
+
+    def _attribute_value_checks(self, usable: list[str]) -> list[tuple[str, str, str]]:
+        """Numeric attributes hold finite numbers, boolean ones true/false (text or 0/1 too)."""
+        checks: list[tuple[str, str, str]] = []
+        declaration = self.attributes.declaration if self.attributes else None
+        for name in usable:
+            declared = declaration.get(name) if declaration else None
+            if declared is None:
+                continue
+            col = f'"{name}"'
+            if declared.type == "numeric":
+                number = f"TRY_CAST({col} AS DOUBLE)"
+                bad = f"{number} IS NULL OR NOT isfinite({number})"
+                checks.append(("attr_numeric", name, f"{col} IS NOT NULL AND ({bad})"))
+            elif declared.type == "boolean" and name in self._as_text:
+                text = f"lower(trim(CAST({col} AS VARCHAR)))"
+                allowed = "('true', 'false', '1', '0')"
+                checks.append(
+                    ("attr_boolean", name, f"{col} IS NOT NULL AND {text} NOT IN {allowed}")
+                )
         return checks
 
     # --- primary key uniqueness ----------------------------------------------------------------
@@ -470,24 +552,64 @@ def _now(now: datetime | None) -> datetime:
     return now.astimezone(UTC)
 
 
-def validate_raw_file(path: Path, table: RawTable, now: datetime | None = None) -> list[str]:
-    """The contract problems of one raw file (empty when it conforms)."""
+@dataclass(frozen=True)
+class Declared:
+    """The attribute declaration the raw data is checked against, and the file it came from."""
+
+    declaration: AttributeDeclaration
+    source: str
+
+
+def _declared(attributes: AttributeDeclaration | Path | str | None) -> Declared:
+    """``attributes`` as a :class:`Declared`: a declaration, a file, or None (the default file)."""
+    from orchestration.core.world.attributes import AttributeDeclaration, load_attributes
+    from orchestration.settings import ATTRIBUTES_FILE
+
+    if isinstance(attributes, AttributeDeclaration):
+        return Declared(attributes, "the attribute declaration")
+    path = Path(attributes) if attributes is not None else ATTRIBUTES_FILE
+    return Declared(load_attributes(path), _label(path))
+
+
+def validate_raw_file(
+    path: Path,
+    table: RawTable,
+    now: datetime | None = None,
+    attributes: AttributeDeclaration | Path | str | None = None,
+) -> list[str]:
+    """The contract problems of one raw file (empty when it conforms). ``attributes`` (a
+    declaration or its file; default config/attributes.yaml) is used for customer_attributes."""
     con = _connect()
     try:
-        return _Checker(con, Path(path), table, _now(now)).run()
+        declared = _declared(attributes) if table.name == CUSTOMER_ATTRIBUTES.name else None
+        if declared is not None:
+            table = customer_attributes_table(declared.declaration)
+        return _Checker(con, Path(path), table, _now(now), declared).run()
     finally:
         con.close()
 
 
-def validate_raw_dir(raw_dir: Path, now: datetime | None = None) -> dict[str, list[str]]:
+def validate_raw_dir(
+    raw_dir: Path,
+    now: datetime | None = None,
+    attributes: AttributeDeclaration | Path | str | None = None,
+) -> dict[str, list[str]]:
     """The problems of every contract table in ``raw_dir`` (table -> problems; empty is fine),
-    and of each optional table whose file is there."""
+    and of each optional table whose file is there. ``customer_attributes`` is checked against
+    ``attributes`` (a declaration or its file; default config/attributes.yaml)."""
     moment = _now(now)
+    declared = _declared(attributes)
     con = _connect()
     try:
         problems = {
-            table.name: _Checker(con, raw_path(raw_dir, table), table, moment).run()
-            for table in RAW_TABLES
+            table.name: _Checker(
+                con,
+                raw_path(raw_dir, table),
+                table,
+                moment,
+                declared if table.name == CUSTOMER_ATTRIBUTES.name else None,
+            ).run()
+            for table in contract_tables(declared.declaration)
         }
         for table in OPTIONAL_TABLES:  # checked only when the file is there
             if raw_path(raw_dir, table).exists():
@@ -497,8 +619,12 @@ def validate_raw_dir(raw_dir: Path, now: datetime | None = None) -> dict[str, li
         con.close()
 
 
-def require_valid_raw(raw_dir: Path, now: datetime | None = None) -> None:
+def require_valid_raw(
+    raw_dir: Path,
+    now: datetime | None = None,
+    attributes: AttributeDeclaration | Path | str | None = None,
+) -> None:
     """Raise :class:`RawDataError` listing every problem when ``raw_dir`` breaks the contract."""
-    problems = validate_raw_dir(raw_dir, now)
+    problems = validate_raw_dir(raw_dir, now, attributes)
     if any(problems.values()):
         raise RawDataError(Path(raw_dir), problems)

@@ -12,10 +12,20 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from orchestration.core.world.contract import RAW_TABLES, RawTable, raw_path
+from orchestration.core.world.contract import (
+    CUSTOMER_ATTRIBUTES,
+    RAW_TABLES,
+    RawTable,
+    contract_tables,
+    raw_path,
+)
+
+if TYPE_CHECKING:
+    from orchestration.core.world.attributes import AttributeDeclaration
 
 RAW_SCHEMA = "raw"
 
@@ -45,9 +55,13 @@ def _postgres_type(field: pa.Field) -> str:
     raise TypeError(f"raw column {field.name}: no Postgres type for Arrow type {kind}")
 
 
-def warehouse_tables() -> tuple[RawTable, ...]:
-    """The raw tables dbt reads (every contract table but the contact details)."""
-    return tuple(t for t in RAW_TABLES if not t.contains_contact_details)
+def warehouse_tables(
+    attributes: AttributeDeclaration | None = None,
+) -> tuple[RawTable, ...]:
+    """The raw tables dbt reads (every contract table but the contact details), with the
+    declared attribute columns of ``customer_attributes`` when ``attributes`` is given."""
+    tables = contract_tables(attributes) if attributes is not None else RAW_TABLES
+    return tuple(t for t in tables if not t.contains_contact_details)
 
 
 def _csv(table: pa.Table) -> io.BytesIO:
@@ -60,15 +74,19 @@ def _csv(table: pa.Table) -> io.BytesIO:
     return buffer
 
 
-def load_raw_tables(raw_dir: Path, warehouse_url: str) -> list[LoadedTable]:
-    """Copy ``<raw_dir>/<table>.parquet`` into ``raw.<table>`` (one transaction for all)."""
+def load_raw_tables(
+    raw_dir: Path, warehouse_url: str, attributes: AttributeDeclaration | None = None
+) -> list[LoadedTable]:
+    """Copy ``<raw_dir>/<table>.parquet`` into ``raw.<table>`` (one transaction for all).
+
+    ``customer_attributes`` is re-created each time: its columns follow the declaration."""
     import psycopg2
     import pyarrow.parquet as pq
 
     loaded: list[LoadedTable] = []
     with psycopg2.connect(warehouse_url) as con, con.cursor() as cur:
         cur.execute(f"create schema if not exists {RAW_SCHEMA}")
-        for spec in warehouse_tables():
+        for spec in warehouse_tables(attributes):
             path = raw_path(raw_dir, spec)
             if not path.exists():
                 raise FileNotFoundError(
@@ -77,6 +95,8 @@ def load_raw_tables(raw_dir: Path, warehouse_url: str) -> list[LoadedTable]:
             table = pq.read_table(path, schema=spec.schema)
             columns = ", ".join(f'"{f.name}" {_postgres_type(f)}' for f in spec.schema)
             names = ", ".join(f'"{f.name}"' for f in spec.schema)
+            if spec.name == CUSTOMER_ATTRIBUTES.name:
+                cur.execute(f'drop table if exists {RAW_SCHEMA}."{spec.name}"')
             cur.execute(f'create table if not exists {RAW_SCHEMA}."{spec.name}" ({columns})')
             cur.execute(f'truncate {RAW_SCHEMA}."{spec.name}"')
             cur.copy_expert(

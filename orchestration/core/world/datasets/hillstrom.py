@@ -56,10 +56,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from orchestration.core.world.attributes import AttributeDeclaration, load_attributes
 from orchestration.core.world.contract import (
     CAMPAIGN_EXPOSURES,
     CONSENT_EVENTS,
     CONTACT_POINTS,
+    CUSTOMER_ATTRIBUTES,
     CUSTOMERS,
     ENGAGEMENT_EVENTS,
     ORDERS,
@@ -67,6 +69,7 @@ from orchestration.core.world.contract import (
     RAW_TABLES,
     SUPPRESSIONS,
     TIMESTAMP,
+    customer_attributes_table,
     raw_path,
 )
 
@@ -545,8 +548,42 @@ def _campaign_tables(m: _Mapped) -> tuple[pa.Table, pa.Table]:
     return events, exposures
 
 
+def _attribute_values(rows: pd.DataFrame) -> dict[str, pa.Array]:
+    """Hillstrom's customer columns as attribute values (names as config/attributes.hillstrom.yaml)."""
+    return {
+        "recency": pa.array(rows["recency"].to_numpy(dtype=np.float64)),
+        "history": pa.array(rows["history"].to_numpy(dtype=np.float64)),
+        "mens": pa.array(rows["mens"].to_numpy(dtype=bool)),
+        "womens": pa.array(rows["womens"].to_numpy(dtype=bool)),
+        "newbie": pa.array(rows["newbie"].to_numpy(dtype=bool)),
+        "zip_code": pa.array(rows["zip_code"].map(ZIP_CODE_NAMES).to_numpy(dtype=object)),
+        "channel": pa.array(rows["channel"].str.lower().to_numpy(dtype=object), pa.string()),
+    }
+
+
+def _attributes_table(m: _Mapped, attributes: AttributeDeclaration) -> pa.Table:
+    """``customer_attributes``: one row per customer, valid from the day before the campaign
+    (what the customer's record said when the campaign was sent), the declared columns only."""
+    values = _attribute_values(m.rows)
+    unknown = [a.name for a in attributes.attributes if a.name not in values]
+    if unknown:
+        raise ValueError(
+            f"attributes {unknown} are declared but Hillstrom has no such column; Hillstrom "
+            f"maps {sorted(values)} (config/attributes.hillstrom.yaml)"
+        )
+    schema = customer_attributes_table(attributes).schema
+    n = len(m.ids)
+    columns = [pa.array(m.ids), _ts(np.full(n, m.exposed - _DAY))]
+    columns += [values[a.name].cast(schema.field(a.name).type) for a in attributes.attributes]
+    return pa.table(columns, schema=schema)
+
+
 def to_raw_contract(
-    df: pd.DataFrame, as_of: datetime, raw_dir: Path, seed: int = PROTOCOL_SEED
+    df: pd.DataFrame,
+    as_of: datetime,
+    raw_dir: Path,
+    seed: int = PROTOCOL_SEED,
+    attributes: AttributeDeclaration | None = None,
 ) -> dict[str, int]:
     """Write the protocol's customers as the raw contract tables in ``raw_dir``; rows per table.
 
@@ -582,7 +619,15 @@ def to_raw_contract(
     recover ``mens``, ``womens`` and ``channel``. Lost in the mapping: ``history_segment`` (the
     band of ``history``, which is kept exactly) and the order count, which Hillstrom does not
     give. No ground truth is written: the true effect is unknown.
+
+    ``customer_attributes``: recency, history, mens, womens, newbie, zip_code (urban, suburban,
+    rural) and channel (phone, web, multichannel), as declared in ``attributes`` (default
+    config/attributes.hillstrom.yaml), valid from the day before the campaign.
     """
+    if attributes is None:
+        from orchestration.settings import HILLSTROM_ATTRIBUTES_FILE
+
+        attributes = load_attributes(HILLSTROM_ATTRIBUTES_FILE)
     validate_hillstrom(df)
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError(f"as_of must be timezone-aware (UTC), got naive {as_of.isoformat()}")
@@ -601,6 +646,7 @@ def to_raw_contract(
         ENGAGEMENT_EVENTS.name: events,
         SUPPRESSIONS.name: SUPPRESSIONS.schema.empty_table(),
         CAMPAIGN_EXPOSURES.name: exposures,
+        CUSTOMER_ATTRIBUTES.name: _attributes_table(mapped, attributes),
     }
     for table in RAW_TABLES:
         _write(tables[table.name], raw_path(raw_dir, table))

@@ -77,7 +77,15 @@ def land_hillstrom(
     started = time.perf_counter()
     path = hillstrom.fetch_hillstrom(download_dir("hillstrom", settings))
     frame = hillstrom.load_hillstrom(path)
-    rows = hillstrom.to_raw_contract(frame, as_of, settings.raw_dir, seed=seed)
+    from orchestration.core.world.attributes import load_attributes
+
+    rows = hillstrom.to_raw_contract(
+        frame,
+        as_of,
+        settings.raw_dir,
+        seed=seed,
+        attributes=load_attributes(settings.attributes_file),
+    )
     return {
         "source": str(path),
         "source_rows": len(frame),
