@@ -421,6 +421,7 @@ def explain(
         )
     if not rows.empty:
         _print_batch_decisions(customer, day, rows)
+        _explain_attributes(s, customer, rows)
     if not online.empty:
         _print_api_decisions(customer, day, online)
     _print_reasons([*rows.get("reason", []), *online.get("reason", [])])
@@ -458,7 +459,6 @@ def _print_batch_decisions(customer: int, day: str, rows: pd.DataFrame) -> None:
     deferred = rows[rows["decision"] == "deferred"]
     for row in deferred.itertuples(index=False):
         console.print(f"  deferred until {row.deferred_until} (UTC)")
-    _explain_attributes(s, customer, rows)
 
 
 def _explain_attributes(s: Settings, customer: int, rows: pd.DataFrame) -> None:
