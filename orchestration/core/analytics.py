@@ -62,12 +62,18 @@ def model_versions(settings: Settings) -> pd.DataFrame:
 
     client = configure(settings)
     rows = []
-    for version in client.search_model_versions(f"name = '{settings.model_name}'"):
+    versions = client.search_model_versions(f"name = '{settings.model_name}'")
+    # search results carry no aliases (MLflow 3): the registered model has them
+    aliases: dict[str, list[str]] = {}
+    if versions:
+        for alias, number in client.get_registered_model(settings.model_name).aliases.items():
+            aliases.setdefault(str(number), []).append(alias)
+    for version in versions:
         run = client.get_run(version.run_id)
         rows.append(
             {
                 "version": int(version.version),
-                "aliases": ", ".join(version.aliases),
+                "aliases": ", ".join(sorted(aliases.get(str(version.version), []))),
                 "created": pd.Timestamp(version.creation_timestamp, unit="ms", tz="UTC"),
                 "run_id": version.run_id,
                 "learner": run.data.params.get("learner"),

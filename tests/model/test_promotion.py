@@ -206,6 +206,16 @@ def test_registry_a_worse_challenger_stays_challenger_unless_overridden(mlflow_s
     assert tags["promoted_at"]
 
 
+def test_the_analysts_version_table_names_each_versions_aliases(mlflow_settings, split):
+    from orchestration.core.analytics import model_versions
+
+    frame, _, _ = split
+    _register(mlflow_settings, frame, FEATURES)
+    _register(mlflow_settings, frame, ["noise"])
+    table = model_versions(mlflow_settings)
+    assert table[["version", "aliases"]].values.tolist() == [[1, "champion"], [2, "challenger"]]
+
+
 def test_registry_override_of_an_unknown_version_raises(mlflow_settings, split):
     from mlflow.exceptions import MlflowException
 
