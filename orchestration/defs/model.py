@@ -65,7 +65,10 @@ def training_set(
     s = settings.get()
     exposures = open_warehouse(s).read_table("fct_campaign_exposures")
     entities, sample = _sampled_entities(training_entities(exposures, s.target), s)
+    # Feast returns the rows in no fixed order; the model's bins and the bootstrap intervals
+    # (the model gate's evidence) depend on row order, so the same data must come in one order.
     frame = historical_features(s, entities, FEATURE_SERVICE)
+    frame = frame.sort_values(list(entities.columns), kind="stable").reset_index(drop=True)
     features = feature_names(s, FEATURE_SERVICE)
     path = s.pipeline_dir / "training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,11 +32,13 @@ def test_notebooks_are_committed_without_outputs():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes(world, path: Path, tmp_path):
+def test_notebook_executes(world, path: Path, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
     assert world["first"].success
+    # notebook 05 maps and runs the bring-your-own-data example in a directory of its own
+    monkeypatch.setenv("CAMPAIGN_EXAMPLE_DIR", str(tmp_path / "example"))
     notebook = nbformat.read(path, as_version=4)
     started = time.perf_counter()
     NotebookClient(
