@@ -9,6 +9,14 @@ features carry no signal can reach a positive Qini on its holdout by chance (a r
 Qini 0.0438, 95 % interval [-0.0087, 0.0937]). The gate passes only when the *lower* bound of
 the Qini's 95 % bootstrap interval (stratified by arm, on the held-out customers;
 ``metrics.evaluate_uplift``) is above the floor. A champion without a stored interval fails.
+
+Multi-arm models (``core.model.arms``): the rule applies to **every treatment arm on its own**
+(``arm__<arm>__qini_ci_low > floor``: each arm's ranking against control beats random). A weak
+arm blocks the whole model, not only its variant: the policy compares the arms per customer, so
+an arm ranked by noise would still win customers whenever its noise is high. The best-arm
+policy's own figures (the unprefixed keys) are reported, not gated: when every customer gains
+from one arm or the other, the policy's Qini is near 0 although it sends well (a Qini measures
+ranking, not effect). The evidence lists each arm and the policy.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 RULE = "qini_ci_low > floor"
+MULTI_ARM_RULE = "arm__<arm>__qini_ci_low > floor for every treatment arm"
 CI_LEVEL = 0.95  # train_and_evaluate's intervals: evaluate_uplift's default alpha 0.05
 
 
@@ -76,14 +85,51 @@ def champion_gate(
             evidence,
         )
     passed = bool(low > floor)
+    weak_arms = _arm_evidence(metrics, floor, evidence)
     sample = f"{rows if rows is not None else '?'} holdout rows, " + (
         f"{resamples} bootstrap resamples" if resamples is not None else "resamples unknown"
     )
     verdict = "above" if passed else "not above"
-    return GateDecision(
-        passed,
+    description = (
         f"{who}: qini {qini:.4f}, 95% interval [{low:.4f}, {high:.4f}] ({sample}); the lower "
         f"bound is {verdict} the floor {floor:g}"
-        + ("" if passed else ": the ranking is not shown to beat random"),
-        evidence,
+        + ("" if passed else ": the ranking is not shown to beat random")
     )
+    if weak_arms is None:
+        return GateDecision(passed, description, evidence)
+    arms = evidence["arms"]
+    description = f"{who} (arms {arms}): best-arm policy qini {qini:.4f} [{low:.4f}, {high:.4f}]"
+    description += f" ({sample}, reported, not gated); "
+    if weak_arms:
+        description += (
+            f"arm(s) {', '.join(weak_arms)} not shown to beat random (the lower bound of the "
+            f"arm's Qini interval is not above the floor {floor:g}): the model does not score "
+            "the campaigns until every arm is (drop the arm from the experiment data or gather "
+            "more)"
+        )
+    else:
+        description += f"every arm's lower bound is above the floor {floor:g}"
+    return GateDecision(not weak_arms, description, evidence)
+
+
+def _arm_evidence(
+    metrics: Mapping[str, float], floor: float, evidence: dict[str, Any]
+) -> list[str] | None:
+    """Per-arm figures into ``evidence``; the arms whose lower bound is not above ``floor``
+    (None for a binary model)."""
+    from orchestration.core.model.arms import arm_metric, arms_in_metrics
+
+    arms = arms_in_metrics(dict(metrics))
+    if not arms:
+        return None
+    evidence["rule"] = MULTI_ARM_RULE
+    evidence["arms"] = ", ".join(arms)
+    weak = []
+    for arm in arms:
+        low = _figure(metrics, arm_metric(arm, "qini_ci_low"))
+        high = _figure(metrics, arm_metric(arm, "qini_ci_high"))
+        evidence[f"arm_{arm}_qini"] = _figure(metrics, arm_metric(arm, "qini"))
+        evidence[f"arm_{arm}_qini_ci"] = f"[{low:.4f}, {high:.4f}]"
+        if not (math.isfinite(low) and low > floor):
+            weak.append(arm)
+    return weak
