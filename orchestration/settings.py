@@ -271,6 +271,10 @@ class Settings(_FromEnvironment):
     target: Target = Field(default_factory=lambda data: default_target(data.get("dataset")))
     world_customers: int = Field(100_000, ge=1, validation_alias="CAMPAIGN_CUSTOMERS")
     world_seed: int = Field(42, ge=0, validation_alias="CAMPAIGN_SEED")
+    # The synthetic past campaigns test two message variants (arms ``offer`` and ``reminder``
+    # against control, each with its own true effect per customer type) instead of one
+    # treatment (CAMPAIGN_WORLD_VARIANTS=true): the world behind campaigns with ``variants:``.
+    world_variants: bool = Field(False, validation_alias="CAMPAIGN_WORLD_VARIANTS")
     thresholds: Thresholds = Field(default_factory=Thresholds)
     # The world clock: None is the real time. Set (CAMPAIGN_WORLD_NOW, ISO) it pins "now" for the
     # whole pipeline (world generation, dbt's decision day, freshness, decisions), so a

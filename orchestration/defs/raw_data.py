@@ -137,6 +137,7 @@ def _land(context: AssetExecutionContext, config: RawDataConfig, s: Settings) ->
             if config.as_of
             else s.world_now,
             drift=config.drift,
+            variants=s.world_variants,
         )
         summary = generate_world(spec, s.raw_dir, s.ground_truth_dir)
         # the closed loop: our earlier sends and holdouts, played in with their true effect
@@ -153,6 +154,7 @@ def _land(context: AssetExecutionContext, config: RawDataConfig, s: Settings) ->
             seed=spec.seed,
             as_of=summary.as_of.isoformat(),
             drift=spec.drift,
+            arms=", ".join(spec.arms),
             generation_seconds=round(summary.seconds, 2),
         )
         context.log.info(

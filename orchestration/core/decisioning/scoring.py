@@ -12,6 +12,7 @@ from orchestration.core.decisioning.campaigns import Campaign
 from orchestration.core.decisioning.decide import (
     CHALLENGER,
     CHAMPION,
+    arm_score_column,
     model_ref,
     score_column,
     version_column,
@@ -56,6 +57,35 @@ def predict_in_chunks(model, inputs: pd.DataFrame, chunk_rows: int = SCORING_CHU
     return np.concatenate(parts) if parts else np.empty(0)
 
 
+def arm_learner(model):
+    """The multi-arm learner inside a loaded pyfunc (``core.model.arms``), or None (binary)."""
+    try:
+        learner = model.unwrap_python_model().learner
+    except Exception:  # noqa: BLE001 - not our python model: no arms
+        return None
+    return learner if getattr(learner, "arms_", ()) else None
+
+
+def arm_uplift(
+    model, inputs: pd.DataFrame, has_features: np.ndarray, chunk_rows: int = SCORING_CHUNK_ROWS
+) -> dict[str, np.ndarray]:
+    """A multi-arm model's uplift per treatment arm over all rows (NaN without features);
+    empty for a binary model. ``inputs`` are the rows with features, as the pyfunc scores."""
+    learner = arm_learner(model)
+    if learner is None:
+        return {}
+    out = {arm: np.full(len(has_features), np.nan) for arm in learner.arms_}
+    parts = [
+        learner.predict_arm_uplift(inputs.iloc[start : start + chunk_rows])
+        for start in range(0, len(inputs), chunk_rows)
+    ]
+    if parts:
+        per_arm = pd.concat(parts)
+        for arm in learner.arms_:
+            out[arm][has_features] = per_arm[arm].to_numpy(dtype=np.float64)
+    return out
+
+
 def score_with_aliases(
     settings: Settings,
     features: pd.DataFrame,
@@ -86,6 +116,8 @@ def score_with_aliases(
         if has_features.any():
             uplift[has_features] = predict_in_chunks(model, inputs)
         out[score_column(ref)] = uplift
+        for arm, values in arm_uplift(model, inputs, has_features).items():
+            out[arm_score_column(ref, arm)] = values
         out[version_column(ref)] = str(version)
         result.versions[ref] = str(version)
         result.scored[ref] = int(has_features.sum())

@@ -154,6 +154,15 @@ TREATMENT_SHARE = 0.5
 SEND_HOURS_UTC = (9, 18)  # exposed_at = campaign day + uniform time in [09:00, 18:00) UTC
 
 
+# Two message variants (``WorldSpec(variants=True)``), half of the treated customers each: a
+# discount ``offer`` (the single treatment's effect: persuadables +0.08..+0.25, sleeping dogs
+# negative) and a ``reminder`` that wakes lost causes (+0.03..+0.12, rising with their purchase
+# rate), does half as much for persuadables and leaves sleeping dogs and sure things alone. So
+# which variant is best depends on the customer type: offer for persuadables, reminder for lost
+# causes, neither for sleeping dogs.
+VARIANT_ARMS: tuple[str, ...] = ("offer", "reminder")
+
+
 @dataclass(frozen=True)
 class PastCampaign:
     days_before: int
@@ -181,6 +190,17 @@ GROUND_TRUTH_SCHEMA = pa.schema(
     ]
 )
 GROUND_TRUTH_FILE = "customer_uplift.parquet"
+
+
+def ground_truth_schema(spec: WorldSpec) -> pa.Schema:
+    """The ground truth's columns; the variants world adds each arm's true uplift
+    (``true_uplift__offer``, ``true_uplift__reminder``; ``true_uplift`` is the offer's)."""
+    if not spec.variants:
+        return GROUND_TRUTH_SCHEMA
+    extra = [pa.field(f"true_uplift__{arm}", pa.float64()) for arm in VARIANT_ARMS]
+    return pa.schema([*GROUND_TRUTH_SCHEMA, *extra])
+
+
 WORLD_FILE = "world.json"
 
 # Independent random streams per chunk: changing drift only changes the drift-period draws.
@@ -198,6 +218,13 @@ class WorldSpec:
     history_days: int = (
         520  # 365-day features at the earliest campaign (150 days back) see full history
     )
+    # True: the past campaigns test two message variants (VARIANT_ARMS) against control
+    variants: bool = False
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """The past campaigns' arms, treatments first (``control`` last)."""
+        return (*VARIANT_ARMS, "control") if self.variants else ARMS
 
 
 @dataclass
@@ -408,7 +435,8 @@ class _Latent(NamedTuple):
     session_rate: np.ndarray
     amount_mean: np.ndarray
     p0: np.ndarray  # conversion probability in the attribution window without a message
-    p1: np.ndarray  # ... and with one
+    p1: np.ndarray  # ... and with one (the variants world: with the ``offer``)
+    p2: np.ndarray  # ... with the ``reminder`` (the variants world only; no extra draws)
 
 
 class _Reach(NamedTuple):
@@ -492,8 +520,14 @@ def _draw_latent(f: _Frame) -> _Latent:
         default=-(0.05 + 0.10 * _sigmoid(z_dismiss)),  # sleeping dogs
     )
     p1 = np.clip(p0 + tau, 0.001, 0.999)
+    tau_reminder = np.select(
+        [seg == _SEG["persuadable"], seg == _SEG["lost_cause"]],
+        [0.5 * tau, 0.03 + 0.09 * _sigmoid(z_order)],
+        default=0.0,
+    )
+    p2 = np.clip(p0 + tau_reminder, 0.001, 0.999)
     return _Latent(
-        seg, order_rate, open_rate, click_rate, dismiss_rate, session_rate, amount_mean, p0, p1
+        seg, order_rate, open_rate, click_rate, dismiss_rate, session_rate, amount_mean, p0, p1, p2
     )
 
 
@@ -651,14 +685,21 @@ def _past_campaigns(
         )
         sampled = eligible & (rng.random(n) < CAMPAIGN_SAMPLE_SHARE)
         treated = rng.random(n) < TREATMENT_SHARE
+        # the variants world: half the treated get the second variant (a draw only there, so
+        # the default world's bytes do not change)
+        second = (rng.random(n) < 0.5) & treated if f.spec.variants else np.zeros(n, bool)
         idx = np.flatnonzero(sampled)
         t_idx = treated[idx]
+        s_idx = second[idx]
         starts = send_at[idx]
-        converted = rng_conv.random(idx.size) < np.where(t_idx, p1[idx], p0[idx])
+        p_treated = np.where(s_idx, latent.p2[idx], p1[idx])
+        converted = rng_conv.random(idx.size) < np.where(t_idx, p_treated, p0[idx])
         conv_idx.append(idx[converted])
         conv_at.append(_uniform_times(rng_conv, starts[converted], starts[converted] + window))
         window_start[c_i, idx] = starts
-        ex_parts.append((idx, np.full(idx.size, c_i), np.where(t_idx, 0, 1), starts))
+        # codes into spec.arms: (treatment, control), or (offer, reminder, control)
+        codes = np.where(t_idx, 0, 1) if not f.spec.variants else np.where(t_idx, s_idx * 1, 2)
+        ex_parts.append((idx, np.full(idx.size, c_i), codes, starts))
         campaign_stats.append(
             {
                 "exposures": int(idx.size),
@@ -677,7 +718,7 @@ def _past_campaigns(
             _strings(ex_campaign, campaign_ids),
             pa.array(f.cust[ex_idx]),
             _strings(campaign_channels[ex_campaign], CHANNELS),
-            _strings(ex_arm, ARMS),
+            _strings(ex_arm, f.spec.arms),
             _ts(ex_at),
         ],
         schema=CAMPAIGN_EXPOSURES.schema,
@@ -797,8 +838,13 @@ def _customers_and_truth(
             pa.array(latent.p0),
             pa.array(latent.p1),
             pa.array(latent.p1 - latent.p0),
+            *(
+                [pa.array(latent.p1 - latent.p0), pa.array(latent.p2 - latent.p0)]
+                if f.spec.variants
+                else []
+            ),
         ],
-        schema=GROUND_TRUTH_SCHEMA,
+        schema=ground_truth_schema(f.spec),
     )
     return customers, truth
 
@@ -943,7 +989,7 @@ def generate_world(
         for table in RAW_TABLES:
             writers[table.name] = _AtomicParquet(raw_dir / table.file_name, table.schema)
         writers["_truth"] = _AtomicParquet(
-            ground_truth_dir / GROUND_TRUTH_FILE, GROUND_TRUTH_SCHEMA
+            ground_truth_dir / GROUND_TRUTH_FILE, ground_truth_schema(spec)
         )
         counters = _Counters()
         for chunk, first in enumerate(range(0, spec.customers, CHUNK_CUSTOMERS)):
@@ -978,6 +1024,7 @@ def generate_world(
         "chunk_customers": CHUNK_CUSTOMERS,
         "attribution_window_days": ATTRIBUTION_WINDOW_DAYS,
         "campaign_sample_share": CAMPAIGN_SAMPLE_SHARE,
+        "arms": list(spec.arms),
         "segments": [asdict(s) for s in SEGMENTS],
         "campaigns": campaigns,
         "rows": rows,

@@ -40,7 +40,10 @@ create table if not exists api_decisions (
     release_run_id text,
     answer text not null,
     trigger_event text,
-    trace_id text
+    trace_id text,
+    variant text,
+    template text,
+    runner_up_value real
 );
 create index if not exists api_decisions_customer on api_decisions (customer_id, decided_on);
 """
@@ -71,7 +74,18 @@ STORE_COLUMNS = (
     "answer",
     "trigger_event",
     "trace_id",
+    "variant",
+    "template",
+    "runner_up_value",
 )
+# columns added after the first stores were written (added to an older store on open)
+_ADDED_COLUMNS = {
+    "trigger_event": "text",  # triggered campaigns
+    "trace_id": "text",  # tracing
+    "variant": "text",  # variant decisions
+    "template": "text",
+    "runner_up_value": "real",
+}
 
 
 def store_path(settings: Settings) -> Path:
@@ -96,10 +110,9 @@ class ApiDecisionStore:
         self._con.execute("pragma synchronous=normal")
         self._con.executescript(STORE_SCHEMA)
         columns = {row[1] for row in self._con.execute("pragma table_info(api_decisions)")}
-        if "trigger_event" not in columns:  # a store written before triggered campaigns
-            self._con.execute("alter table api_decisions add column trigger_event text")
-        if "trace_id" not in columns:  # a store written before tracing
-            self._con.execute("alter table api_decisions add column trace_id text")
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in columns:
+                self._con.execute(f"alter table api_decisions add column {column} {kind}")
         self._lock = threading.Lock()
 
     def get(self, request_id: str) -> tuple[str, dict[str, Any]] | None:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from orchestration.core.decisioning.decide import (
+    arm_score_column,
     model_ref,
     score_column,
     version_column,
@@ -67,6 +68,10 @@ class Scorer:
     alias: str
     version: str
     predict: Callable[[pd.DataFrame], np.ndarray]
+    # a multi-arm model's uplift per arm (one column each); None for a binary model
+    predict_arms: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+    arms: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -87,6 +92,22 @@ def pyfunc_predictor(model: Any) -> Callable[[pd.DataFrame], np.ndarray]:
     def predict(x: pd.DataFrame) -> np.ndarray:
         x = x if list(x.columns) == columns else x[columns]
         return np.asarray(learner.predict_uplift(x), dtype=float)
+
+    return predict
+
+
+def pyfunc_arm_predictor(model: Any) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
+    """The multi-arm learner's per-arm uplift on the float64 feature matrix, as the batch's
+    ``scoring.arm_uplift`` computes it; None for a binary model."""
+    from orchestration.core.decisioning.scoring import arm_learner
+
+    learner = arm_learner(model)
+    if learner is None:
+        return None
+    columns = list(model.unwrap_python_model().feature_columns)
+
+    def predict(x: pd.DataFrame) -> pd.DataFrame:
+        return learner.predict_arm_uplift(x if list(x.columns) == columns else x[columns])
 
     return predict
 
@@ -118,5 +139,12 @@ def score_frame(
         if has_features.any():
             uplift[has_features] = scorer.predict(matrix)
         out[score_column(scorer.ref)] = uplift
+        if scorer.predict_arms is not None:
+            per_arm = scorer.predict_arms(matrix) if has_features.any() else None
+            for arm in scorer.arms:
+                values = np.full(len(features), np.nan)
+                if per_arm is not None:
+                    values[has_features] = per_arm[arm].to_numpy(dtype=np.float64)
+                out[arm_score_column(scorer.ref, arm)] = values
         out[version_column(scorer.ref)] = np.full(len(features), scorer.version, dtype=object)
     return pd.DataFrame(out)

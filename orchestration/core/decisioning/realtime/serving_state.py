@@ -26,9 +26,11 @@ from orchestration.core.decisioning.realtime.online_scoring import (
     FeastFeatureReader,
     FeatureReader,
     Scorer,
+    pyfunc_arm_predictor,
     pyfunc_predictor,
 )
 from orchestration.core.decisioning.realtime.timestamps import file_stamp
+from orchestration.core.decisioning.scoring import arm_learner
 from orchestration.settings import Settings
 
 
@@ -228,7 +230,15 @@ class StateLoader:
             except Exception as exc:  # noqa: BLE001 - reported; its campaigns are unavailable
                 problems.append(f"model {ref}: {str(exc).splitlines()[0][:300]}")
                 continue
-            out[ref] = Scorer(name, alias, str(version), pyfunc_predictor(model))
+            arms = pyfunc_arm_predictor(model)
+            out[ref] = Scorer(
+                name,
+                alias,
+                str(version),
+                pyfunc_predictor(model),
+                predict_arms=arms,
+                arms=tuple(arm_learner(model).arms_) if arms is not None else (),
+            )
         return out
 
     def _customers(self, previous, problems) -> CustomerRecords | None:
