@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from orchestration.core.model.arms import arm_metric, arms_in_metrics, best_arm
-from orchestration.core.model.gates import MULTI_ARM_RULE, champion_gate
+from orchestration.core.model.gates import MULTI_ARM_RULE, champion_gate, usable_arms
 from orchestration.core.model.training import train_and_evaluate
 from tests.model.conftest import FAST
 
@@ -85,25 +85,47 @@ def test_metrics_are_reported_per_arm_and_for_the_policy(trained):
     assert min(shares) > 0.3  # the world is symmetric: each arm is best for about half
 
 
-def test_the_gate_passes_when_every_arm_beats_random(trained):
+def test_the_gate_offers_every_arm_that_beats_random(trained):
     gate = champion_gate(trained.metrics, floor=0.0)
     assert gate.passed, gate.description
     assert gate.evidence["rule"] == MULTI_ARM_RULE
     assert gate.evidence["arms"] == "offer, reminder"
+    assert gate.evidence["arms_offered"] == "offer, reminder"
+    assert usable_arms(trained.metrics, 0.0) == ("offer", "reminder")
 
 
-def test_a_weak_arm_blocks_the_model_and_is_named():
+def _without_signal(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The same exposures with every feature row handed to another customer."""
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    out[FEATURES] = frame[FEATURES].to_numpy()[rng.permutation(len(frame))]
+    return out
+
+
+def test_a_weak_arm_is_not_offered_and_is_named():
     # the second arm has no effect at all: its ranking is noise
     result = train_and_evaluate(
         three_arm_world(24_000, seed=6, second="inert"), FEATURES, params=FAST, n_boot=100
     )
     low = result.metrics[arm_metric("inert", "qini_ci_low")]
-    gate = champion_gate(result.metrics, floor=0.0)
-    if low > 0:  # a noise arm clearing 0 by chance: then the floor at its bound must block it
-        gate = champion_gate(result.metrics, floor=low)
+    floor = max(0.0, low)  # a noise arm clearing 0 by chance: a floor at its bound drops it
+    gate = champion_gate(result.metrics, floor=floor)
+    assert gate.passed, gate.description  # the offer still ranks
+    assert gate.evidence["arms_not_offered"] == "inert"
+    assert "not offered" in gate.description and "inert" in gate.description
+    assert usable_arms(result.metrics, floor) == ("offer",)
+
+
+def test_a_model_whose_arms_all_rank_by_noise_is_blocked():
+    frame = _without_signal(three_arm_world(24_000, seed=8), seed=1)
+    result = train_and_evaluate(frame, FEATURES, params=FAST, n_boot=100)
+    lows = [result.metrics[arm_metric(a, "qini_ci_low")] for a in ("offer", "reminder")]
+    floor = max(0.0, *lows)  # both arms at or below the floor
+    gate = champion_gate(result.metrics, floor=floor)
     assert not gate.passed
-    assert "inert" in gate.description
-    assert "arm_inert_qini_ci" in gate.evidence
+    assert gate.evidence["arms_offered"] == "none"
+    assert "no arm's ranking beats random" in gate.description
+    assert usable_arms(result.metrics, floor) == ()
 
 
 def test_a_binary_training_set_stays_binary():

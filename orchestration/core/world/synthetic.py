@@ -161,6 +161,11 @@ SEND_HOURS_UTC = (9, 18)  # exposed_at = campaign day + uniform time in [09:00, 
 # which variant is best depends on the customer type: offer for persuadables, reminder for lost
 # causes, neither for sleeping dogs.
 VARIANT_ARMS: tuple[str, ...] = ("offer", "reminder")
+# Two messages split the treated rows: the variants world samples every eligible customer and
+# splits them in thirds (offer, reminder, control), so each arm's comparison with control has
+# about the rows of the one-message world's (whose Qini interval clears 0 at 20k customers).
+VARIANT_SAMPLE_SHARE = 1.0
+VARIANT_TREATMENT_SHARE = 2 / 3
 
 
 @dataclass(frozen=True)
@@ -683,8 +688,11 @@ def _past_campaigns(
             & reach.verified[k]
             & ~suppressed.at_send(k, send_at)
         )
-        sampled = eligible & (rng.random(n) < CAMPAIGN_SAMPLE_SHARE)
-        treated = rng.random(n) < TREATMENT_SHARE
+        variants = f.spec.variants
+        sampled = eligible & (
+            rng.random(n) < (VARIANT_SAMPLE_SHARE if variants else CAMPAIGN_SAMPLE_SHARE)
+        )
+        treated = rng.random(n) < (VARIANT_TREATMENT_SHARE if variants else TREATMENT_SHARE)
         # the variants world: half the treated get the second variant (a draw only there, so
         # the default world's bytes do not change)
         second = (rng.random(n) < 0.5) & treated if f.spec.variants else np.zeros(n, bool)

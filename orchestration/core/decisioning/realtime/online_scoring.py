@@ -16,6 +16,7 @@ from orchestration.core.decisioning.decide import (
     score_column,
     version_column,
 )
+from orchestration.core.decisioning.scoring import arm_learner, best_offered
 
 
 class FeatureReader(Protocol):
@@ -72,6 +73,7 @@ class Scorer:
     predict_arms: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
     arms: tuple[str, ...] = ()
+    offered: tuple[str, ...] = ()  # the arms the champion gate offers (gates.usable_arms)
 
     @property
     def ref(self) -> str:
@@ -99,8 +101,6 @@ def pyfunc_predictor(model: Any) -> Callable[[pd.DataFrame], np.ndarray]:
 def pyfunc_arm_predictor(model: Any) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
     """The multi-arm learner's per-arm uplift on the float64 feature matrix, as the batch's
     ``scoring.arm_uplift`` computes it; None for a binary model."""
-    from orchestration.core.decisioning.scoring import arm_learner
-
     learner = arm_learner(model)
     if learner is None:
         return None
@@ -138,13 +138,17 @@ def score_frame(
         uplift = np.full(len(features), np.nan)
         if has_features.any():
             uplift[has_features] = scorer.predict(matrix)
-        out[score_column(scorer.ref)] = uplift
-        if scorer.predict_arms is not None:
+        if scorer.predict_arms is not None:  # as the batch: scoring.arm_uplift, best_offered
             per_arm = scorer.predict_arms(matrix) if has_features.any() else None
+            arms = {}
             for arm in scorer.arms:
                 values = np.full(len(features), np.nan)
-                if per_arm is not None:
+                if per_arm is not None and arm in scorer.offered:
                     values[has_features] = per_arm[arm].to_numpy(dtype=np.float64)
+                arms[arm] = values
+            uplift = best_offered(arms)
+            for arm, values in arms.items():
                 out[arm_score_column(scorer.ref, arm)] = values
+        out[score_column(scorer.ref)] = uplift
         out[version_column(scorer.ref)] = np.full(len(features), scorer.version, dtype=object)
     return pd.DataFrame(out)
