@@ -122,3 +122,41 @@ def test_the_release_carries_the_variants_to_the_ledger(variant_run):
         con.close()
     by = {(channel, template): n for channel, template, n in rows}
     assert set(by) == {("email", "spring_discount_offer"), ("sms", "spring_reminder")}
+
+
+def test_the_api_picks_the_same_variants(variant_run, tmp_path):
+    """The decision service, loaded as `campaign serve` loads it, decides the run's customers at
+    the run's moment with the same variants (the batch's contact history without its own
+    sends)."""
+    from orchestration.core.decisioning.inputs import recent_contacts
+    from orchestration.core.decisioning.realtime import ApiDecisionStore, DecisionService
+    from orchestration.core.delivery.ledger import SendLedger
+
+    s, run = variant_run["settings"], variant_run["result"]
+    batch = _decisions(variant_run)
+    decided_at = pd.Timestamp(batch["decided_at"].iloc[0]).to_pydatetime()
+    service = DecisionService(s, store=ApiDecisionStore(tmp_path / "api.db"), refresh_seconds=3600)
+    ledger = SendLedger(s.gateway_dir / "ledger.db")
+    try:
+        assert service.health()["status"] == "ok", service.health()
+        days = service.state.policy.policy.longest_cap_window_days
+        history = recent_contacts(ledger, decided_at, days, exclude_runs=[run.run_id])
+        today = history[history["send_date"] == decided_at.date().isoformat()]
+        sent_today = {str(k): int(v) for k, v in today.groupby("campaign").size().items()}
+        customers = np.sort(batch["customer_id"].unique())
+        online = service.evaluate(
+            customers, decided_at=decided_at, contact_history=history, sent_today=sent_today
+        ).rows
+    finally:
+        service.close()
+        ledger.close()
+    both = batch.merge(online, on=["campaign", "customer_id"], suffixes=("_batch", "_api"))
+    assert len(both) > 0.99 * len(batch)
+    for column in ("decision", "variant", "channel", "template"):
+        a, b = both[f"{column}_batch"], both[f"{column}_api"]
+        same = ((a == b) | (a.isna() & b.isna())).mean()
+        print(f"{column}: {same:.4%} agree")
+        assert same > 0.999, column
+    np.testing.assert_allclose(
+        both["runner_up_value_batch"], both["runner_up_value_api"], rtol=0, atol=1e-9
+    )

@@ -354,7 +354,7 @@ def test_which_variant_is_best_depends_on_the_customer_type(variants_world):
             FROM '{truth}/customer_uplift.parquet' GROUP BY 1"""
         )
     )
-    assert best["persuadable"] == 0  # the offer works twice as well for them
+    assert best["persuadable"] == 0  # the offer works far better for them
     assert best["lost_cause"] > 0.95  # only the reminder wakes them
     worst = _sql(
         f"""SELECT max(greatest(true_uplift__offer, true_uplift__reminder))

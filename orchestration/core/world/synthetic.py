@@ -156,10 +156,10 @@ SEND_HOURS_UTC = (9, 18)  # exposed_at = campaign day + uniform time in [09:00, 
 
 # Two message variants (``WorldSpec(variants=True)``), half of the treated customers each: a
 # discount ``offer`` (the single treatment's effect: persuadables +0.08..+0.25, sleeping dogs
-# negative) and a ``reminder`` that wakes lost causes (+0.03..+0.12, rising with their purchase
-# rate), does half as much for persuadables and leaves sleeping dogs and sure things alone. So
-# which variant is best depends on the customer type: offer for persuadables, reminder for lost
-# causes, neither for sleeping dogs.
+# negative) and a ``reminder`` that wakes lost causes (+0.06..+0.20, rising with their open and
+# click propensity), barely moves persuadables (+0.01..+0.03) or sure things (0) and annoys
+# sleeping dogs less (-0.02..-0.06). So which variant is best depends on the customer type:
+# offer for persuadables, reminder for lost causes, neither for sleeping dogs.
 VARIANT_ARMS: tuple[str, ...] = ("offer", "reminder")
 # Two messages split the treated rows: the variants world samples every eligible customer and
 # splits them in thirds (offer, reminder, control), so each arm's comparison with control has
@@ -526,8 +526,8 @@ def _draw_latent(f: _Frame) -> _Latent:
     )
     p1 = np.clip(p0 + tau, 0.001, 0.999)
     tau_reminder = np.select(
-        [seg == _SEG["persuadable"], seg == _SEG["lost_cause"]],
-        [0.5 * tau, 0.03 + 0.09 * _sigmoid(z_order)],
+        [seg == _SEG["persuadable"], seg == _SEG["lost_cause"], seg == _SEG["sleeping_dog"]],
+        [0.01 + 0.02 * u, 0.06 + 0.14 * _sigmoid(z_eng), -(0.02 + 0.04 * _sigmoid(z_dismiss))],
         default=0.0,
     )
     p2 = np.clip(p0 + tau_reminder, 0.001, 0.999)
