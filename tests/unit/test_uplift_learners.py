@@ -192,8 +192,8 @@ def test_make_learner_names_params_and_features(small_data):
 
 
 def test_make_learner_rejects_unknown_names_and_seed_in_params():
-    with pytest.raises(ValueError, match="unknown uplift learner 'x_learner'"):
-        make_learner("x_learner")
+    with pytest.raises(ValueError, match="unknown uplift learner 's_learner'"):
+        make_learner("s_learner")
     with pytest.raises(ValueError, match="seed=..."):
         make_learner("two_model", {"random_state": 1})
 
