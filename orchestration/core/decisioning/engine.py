@@ -27,6 +27,12 @@ Vectorised with numpy over the candidate arrays (no Python loop per customer): 1
     window [start, end) is deferred to the next time it opens, not dropped; a window with
     start > end runs past midnight (22:00-06:00)        -> deferred / quiet_hours
 
+A campaign with ``variants:`` first picks, per customer, the variant with the highest expected
+net value among those whose channel is open (rules 3-5 and 8 on the variant's channel;
+``variants.py``); every rule above then applies to that variant (its channel, its uplift, its
+value), so holdout and global control are the same customers as for a one-message campaign. The
+decision records the variant, its template and the runner-up's value.
+
 One customer's bad row never stops the others: an unknown time zone excludes that customer
 (rule 2) instead of raising for every campaign.
 """
