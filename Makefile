@@ -51,7 +51,7 @@ run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=1000
 	$(BIN)/campaign run$(if $(DATASET), --dataset $(DATASET))$(if $(filter hillstrom files,$(DATASET)),, --customers $(CUSTOMERS))
 
 test: setup browser redis lint ## lint, then the test suite (what CI runs)
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow and not production" -q --durations=20
 
 browser: ## Debian's Chromium for the UI test (installed with apt-get when missing)
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -66,8 +66,8 @@ redis: ## Debian's redis-server for the Redis online store tests (installed with
 screenshot: setup browser ## refresh docs/images/asset_graph.png from the live Dagster UI
 	UI_SCREENSHOT_PATH=$(CURDIR)/docs/images/asset_graph.png $(BIN)/pytest -q tests/ui -k asset_graph
 
-test-production: setup servers ## the production profile end to end on throwaway Postgres + Redis (~10 min, slow)
-	$(BIN)/pytest -q tests/production
+test-production: setup servers ## the production profile end to end on throwaway Postgres + Redis (~3 min; .ci/run runs it)
+	$(BIN)/pytest -m production -q tests/production
 
 test-all: setup browser servers ## the test suite including slow tests
 	$(BIN)/pytest -q

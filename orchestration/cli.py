@@ -404,20 +404,30 @@ def explain(
         str | None, typer.Option(help="Decision day YYYY-MM-DD (UTC); default today.")
     ] = None,
 ) -> None:
-    """Why did a customer (not) get a campaign on a day? Reads the decisions table."""
+    """Why did a customer (not) get a campaign on a day? Reads the decisions table and the decision API's decisions."""
     from orchestration.core.decisioning.decision_store import explain as explain_decisions
-    from orchestration.core.decisioning.engine import REASON_TEXT
+    from orchestration.core.decisioning.realtime import api_decisions
 
     s = Settings.from_env()
     day = day or datetime.now(UTC).date().isoformat()
     rows = explain_decisions(s.decisions_dir, customer, campaign, day)
-    if rows.empty:
+    online = api_decisions(s.decisions_dir, customer, campaign, day)
+    if rows.empty and online.empty:
         _fail(
             f"no decision about customer {customer}"
             + (f" in campaign {campaign}" if campaign else "")
-            + f" on {day} under {s.decisions_dir}; check the id, the campaign name and the day"
+            + f" on {day} under {s.decisions_dir} (batch runs or the decision API); check the id,"
+            " the campaign name and the day"
         )
-    table = Table(title=f"customer {customer} on {day}")
+    if not rows.empty:
+        _print_batch_decisions(customer, day, rows)
+    if not online.empty:
+        _print_api_decisions(customer, day, online)
+    _print_reasons([*rows.get("reason", []), *online.get("reason", [])])
+
+
+def _print_batch_decisions(customer: int, day: str, rows: pd.DataFrame) -> None:
+    table = Table(title=f"customer {customer} on {day}: batch runs")
     for column in (
         "run",
         "campaign",
@@ -445,11 +455,64 @@ def explain(
             str(row.feature_timestamp)[:19],
         )
     console.print(table)
-    for reason in dict.fromkeys(rows["reason"]):
-        console.print(f"  [bold]{reason}[/]: {REASON_TEXT.get(reason, '')}")
     deferred = rows[rows["decision"] == "deferred"]
     for row in deferred.itertuples(index=False):
         console.print(f"  deferred until {row.deferred_until} (UTC)")
+
+
+def _print_api_decisions(customer: int, day: str, rows: pd.DataFrame) -> None:
+    """The decision API's answers (``channel = api``): one line each, then what it read."""
+    import json
+
+    table = Table(title=f"customer {customer} on {day}: decision API")
+    for column in (
+        "decided at",
+        "request",
+        "campaign",
+        "decision",
+        "reason",
+        "uplift",
+        "model",
+        "policy",
+        "feature version",
+        "features at",
+        "trace",
+    ):
+        table.add_column(column)
+    for row in rows.itertuples(index=False):
+        event = getattr(row, "trigger_event", None)
+        table.add_row(
+            str(row.decided_at)[:19],
+            escape(str(row.request_id)) + (f" (event {event})" if event else ""),
+            row.campaign + (" (dry run)" if row.dry_run else ""),
+            row.decision,
+            row.reason,
+            "-" if pd.isna(row.predicted_uplift) else f"{row.predicted_uplift:+.4f}",
+            f"v{row.model_version} ({row.scored_by or '-'})" if row.model_version else "-",
+            str(row.policy_version or "-"),
+            str(row.feature_version or "-"),
+            "-" if pd.isna(row.feature_timestamp) else str(row.feature_timestamp)[:19],
+            str(row.trace_id or "-"),
+        )
+    console.print(table)
+    for row in rows.itertuples(index=False):
+        detail = json.loads(row.answer).get("detail") or ""
+        if detail:
+            console.print(f"  {row.request_id}: {escape(detail)}")
+        features = getattr(row, "features", None)
+        if features:
+            values = ", ".join(
+                f"{k}={'-' if v is None else f'{v:g}' if isinstance(v, float) else v}"
+                for k, v in json.loads(features).items()
+            )
+            console.print(f"  {row.request_id} read: {escape(values)}")
+
+
+def _print_reasons(reasons: list[str]) -> None:
+    from orchestration.core.decisioning.realtime import reason_text
+
+    for reason in dict.fromkeys(reasons):
+        console.print(f"  [bold]{reason}[/]: {reason_text(reason)}")
 
 
 @app.command("dry-run")

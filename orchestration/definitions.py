@@ -21,6 +21,13 @@ from orchestration.defs import (
 )
 from orchestration.resources import build_resources
 
+ALL_JOBS = [
+    jobs.campaign_pipeline,
+    model_sensors.retrain_model,
+    model_sensors.retrain_on_candidate_features,
+    delivery.dispatch_due_messages,
+]
+
 defs = Definitions(
     assets=[
         *load_assets_from_modules(
@@ -54,25 +61,14 @@ defs = Definitions(
         targeting.canary_guardrails,
         campaigns.all_campaign_files_valid,
     ],
-    jobs=[
-        jobs.campaign_pipeline,
-        model_sensors.retrain_model,
-        model_sensors.retrain_on_candidate_features,
-        delivery.dispatch_due_messages,
-    ],
+    jobs=ALL_JOBS,
     schedules=[jobs.daily_campaign_schedule, delivery.hourly_dispatch_schedule],
     sensors=[
-        *alerts.campaign_alerts_sensors([jobs.campaign_pipeline, delivery.dispatch_due_messages]),
+        # every job alerts on its failed gates and failed runs (retraining included)
+        *alerts.campaign_alerts_sensors(ALL_JOBS),
         freshness_sensors.freshness_watch,
         model_sensors.retraining_sensor,
-        *run_history.run_health_recorders(
-            [
-                jobs.campaign_pipeline,
-                model_sensors.retrain_model,
-                model_sensors.retrain_on_candidate_features,
-                delivery.dispatch_due_messages,
-            ]
-        ),
+        *run_history.run_health_recorders(ALL_JOBS),
     ],
     resources=build_resources(),
     # One process runs the steps in order: no 5-9 s subprocess start per step, and never two

@@ -11,6 +11,8 @@ from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance
 
+from orchestration.settings import Settings
+
 ROW_KEYS = ("rows", "candidates", "rows_with_features")
 
 
@@ -115,11 +117,23 @@ def row_count(metadata: dict[str, Any]) -> int | None:
     return None
 
 
-def seed_metrics(summary: RunSummary) -> dict[str, float]:
+def online_metrics(settings: Settings) -> dict[str, float]:
+    """The decision API's seed metrics over the day up to now (``realtime.online_metrics``):
+    online latency p50/p99, inference success rate, online feature availability."""
+    from orchestration.core.decisioning.realtime.decision_store import store_path
+    from orchestration.core.decisioning.realtime.online_metrics import online_seed_metrics
+
+    return online_seed_metrics(
+        store_path(settings), settings.now(), settings.thresholds.online_freshness_hours
+    )
+
+
+def seed_metrics(summary: RunSummary, online: dict[str, float] | None = None) -> dict[str, float]:
     """The signals operators watch, from one run's events (absent stages give absent metrics):
     per-stage latency, inference success rate, data freshness lag, feature availability, policy
-    compliance rate, send delivery rate."""
-    metrics: dict[str, float] = {}
+    compliance rate, send delivery rate; and the decision API's (``online``, from
+    ``online_metrics``: its latency, inference success rate and online feature availability)."""
+    metrics: dict[str, float] = dict(online or {})
     for stage in summary.stages:
         if stage.seconds is not None:
             metrics[f"latency_seconds__{stage.step}"] = round(stage.seconds, 3)

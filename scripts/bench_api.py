@@ -145,6 +145,7 @@ def _load_redis(settings, url: str, work_dir: Path) -> float:
     import shutil
 
     from feast import FeatureStore
+    from feast.data_source import PushSource
 
     from orchestration.core.features.feast_store import open_feature_store
     from orchestration.core.features.publishing import current_feature_version
@@ -160,8 +161,14 @@ def _load_redis(settings, url: str, work_dir: Path) -> float:
     config.registry.path = str(registry)
     store = FeatureStore(repo_path=str(settings.feature_repo_dir), config=config)
     newest = snapshot_times(current.path)[-1]
+    # as materialize_online: the push-source views have no batch rows to load
+    views = [
+        v.name for v in store.list_feature_views() if not isinstance(v.stream_source, PushSource)
+    ]
     started = time.perf_counter()
-    store.materialize(newest - timedelta(seconds=1), newest + timedelta(seconds=1))
+    store.materialize(
+        newest - timedelta(seconds=1), newest + timedelta(seconds=1), feature_views=views
+    )
     return time.perf_counter() - started
 
 

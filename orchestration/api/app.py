@@ -52,8 +52,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse as StarletteJSON
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestration.api.batching import MicroBatcher
@@ -78,6 +79,14 @@ from orchestration.core.delivery.rate_limit import TokenBucket
 from orchestration.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class JSONResponse(StarletteJSON):
+    """JSON rendered by orjson (a decision's answer in ~20 µs instead of ~200); numpy numbers as
+    numbers."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
 class DecisionBody(BaseModel):

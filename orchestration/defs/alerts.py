@@ -3,8 +3,9 @@
 ``run_facts_from_instance`` reads a run's status, check evaluations and the gateway's breaker
 states from the Dagster event log; ``evaluate_run_alerts`` turns them into alerts through the
 shared incident book (one alert per incident, a recovery notice when it clears). A pair of run
-status sensors per job (``campaign_pipeline`` and ``dispatch_due_messages``: every job that
-dispatches reports its breakers) call it for every finished run under the daemon;
+status sensors per job (every job of the definitions: the pipeline, the retraining jobs and
+``dispatch_due_messages``, which also reports its breakers) call it for every finished run under
+the daemon;
 ``campaign run`` calls it at its end. Both may see the same run: the book deduplicates.
 
 A failed blocking gate may leave the run SUCCESS (downstream steps are skipped), so alerts come

@@ -55,12 +55,12 @@ def record_run_health(instance: DagsterInstance, run_id: str, settings: Settings
         record_run_metrics,
         recorded_status,
     )
-    from orchestration.run_summary import seed_metrics, summarize_run
+    from orchestration.run_summary import online_metrics, seed_metrics, summarize_run
 
     summary = summarize_run(instance, run_id)
     if recorded_status(settings.metrics_db, run_id) == summary.status:
         return False
-    metrics = seed_metrics(summary)
+    metrics = seed_metrics(summary, online_metrics(settings))
     record_run_metrics(settings.metrics_db, run_id, summary.status, metrics)
     run = instance.get_run_by_id(run_id)
     job = run.job_name if run else "unknown job"

@@ -291,7 +291,7 @@ def _materialized_reader(settings: Settings, stamps: dict[int, datetime | None])
     """Customers 1..60 (feature_a = the id) at their stamp (default 1 h old; None: no row),
     materialized as the pipeline does (``open_feature_store``: the store the settings select,
     the project's batch engine); the API's own reader of it."""
-    from orchestration.core.decisioning.realtime import FeastFeatureReader
+    from orchestration.core.decisioning.realtime import feature_reader
     from orchestration.core.features.feast_store import open_feature_store
 
     rows = {c: stamps.get(c, NOW - timedelta(hours=1)) for c in range(1, N_CUSTOMERS + 1)}
@@ -311,7 +311,7 @@ def _materialized_reader(settings: Settings, stamps: dict[int, datetime | None])
     store.apply(_feast_definitions(path))
     times = list(rows.values())
     store.materialize(min(times) - timedelta(seconds=1), max(times) + timedelta(seconds=1))
-    return FeastFeatureReader(store, FEAST_SERVICE)
+    return feature_reader(store, FEAST_SERVICE)
 
 
 @pytest.fixture(params=["fake", "sqlite", "redis"])

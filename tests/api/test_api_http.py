@@ -342,7 +342,7 @@ def test_health_reports_the_loaded_versions_and_the_online_freshness(
 
 
 def test_each_decision_has_its_own_trace_with_the_stage_latencies(
-    client, decide_token, api_settings
+    client, decide_token, api_settings, service
 ):
     from orchestration.core.observability.tracing import read_trace
 
@@ -352,6 +352,7 @@ def test_each_decision_has_its_own_trace_with_the_stage_latencies(
     replay = _post(client, decide_token, "trace-1", customer).json()
     assert len(first["trace_id"]) == 32 and first["trace_id"] != second["trace_id"]
     assert replay["trace_id"] == first["trace_id"]  # the stored answer, not a new trace
+    service.tracer.flush()  # spans are exported in batches, within a second
     (span,) = read_trace(api_settings.traces_file, first["trace_id"])
     assert span["name"] == f"decision {first['campaign']}"
     assert span["attributes"]["request_id"] == "trace-1"

@@ -174,6 +174,25 @@ def test_every_submission_and_approval_is_audited_and_the_chain_holds(settings, 
     assert log.verify().ok
 
 
+def test_every_refused_approval_is_audited_with_its_reason(settings, governance):
+    governance.submit(CAMPAIGN, "spring", H1, "alice")
+    attempts = [
+        ("alice", H1, "self-approval refused"),
+        ("mallory", H1, "unknown approver"),
+        ("bob", H2, "never submitted"),
+    ]
+    for approver, content_hash, _ in attempts:
+        with pytest.raises(GovernanceError):
+            governance.approve(CAMPAIGN, "spring", content_hash, approver)
+    refused = [e for e in AuditLog(audit_log_path(settings.data_dir)).entries()][1:]
+    assert [(e.actor, e.action, e.details["content_hash"]) for e in refused] == [
+        (approver, "approve_refused", content_hash) for approver, content_hash, _ in attempts
+    ]
+    for entry, (_, _, reason) in zip(refused, attempts, strict=True):
+        assert reason in entry.details["reason"]
+    assert governance.store.approvals() == []
+
+
 def test_a_broken_approvers_file_is_one_line_naming_the_file_and_field(tmp_path):
     path = tmp_path / "approvers.yaml"
     path.write_text("identities:\n  erin:\n    hmac_secret_env: X\n    ed25519_public_key: abc\n")

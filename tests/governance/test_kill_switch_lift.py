@@ -59,9 +59,14 @@ def test_lifting_without_an_approval_is_refused_and_nothing_is_sent(tmp_path, se
     assert actions == [
         ("ops", "kill_switch_on"),
         ("alice", "submit"),
+        ("alice", "kill_switch_lift_refused"),
+        ("alice", "approve_refused"),
+        ("bob", "kill_switch_lift_refused"),
         ("bob", "approve"),
         ("alice", "kill_switch_off"),
     ]
+    refusal = log.entries()[3].details
+    assert refusal["reason"].startswith("self-approval refused: alice")
     assert log.verify().ok
 
 

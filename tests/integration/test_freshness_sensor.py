@@ -150,7 +150,27 @@ def test_the_sensor_is_registered_with_its_interval():
         "campaign_alerts_on_failure",
         "dispatch_due_messages_alerts_on_success",
         "dispatch_due_messages_alerts_on_failure",
+        # a retraining run that fails its model gates alerts as well
+        "retrain_model_alerts_on_success",
+        "retrain_model_alerts_on_failure",
+        "retrain_on_candidate_features_alerts_on_failure",
     } <= names
+
+
+def test_a_retraining_run_whose_model_gate_fails_raises_an_alert():
+    from orchestration.core.observability.alerting.evaluate import (
+        CheckFact,
+        RunFacts,
+        alerts_from_run,
+    )
+
+    gate = CheckFact("uplift_model", "champion_beats_random", passed=False, description="weak")
+    failing, watched = alerts_from_run(
+        RunFacts(run_id="r1", status="SUCCESS", checks=[gate], job_name="retrain_model")
+    )
+    assert set(failing) == {"check:uplift_model/champion_beats_random"}
+    assert "retrain_model run r1" in failing["check:uplift_model/champion_beats_random"].detail
+    assert "run:retrain_model" in watched and "run:campaign_pipeline" not in watched
 
 
 def test_each_job_that_dispatches_has_its_own_run_incident():

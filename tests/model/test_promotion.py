@@ -455,5 +455,13 @@ def test_registry_a_manual_override_needs_a_four_eyes_approval_of_that_version(
     governance.approve(MODEL, s.model_name, second_hash, "carol")
     forced = apply_promotion(s, None, override=second.version)
     assert forced.changed and _registry(s)[1] == second.version
-    promote = [e for e in AuditLog(audit_log_path(s.data_dir)).entries() if e.action == "promote"]
+    entries = AuditLog(audit_log_path(s.data_dir)).entries()
+    promote = [e for e in entries if e.action == "promote"]
     assert promote[-1].details["approval"].startswith("approved by carol")
+    # the refused override and the refused self-approval are on the trail too
+    refused = [(e.action, e.actor) for e in entries if e.action.endswith("_refused")]
+    assert refused == [
+        ("promote_refused", f"manual_override:{second.version}"),
+        ("approve_refused", "alice"),
+    ]
+    assert "refused" in [e for e in entries if e.action == "promote_refused"][0].details["reason"]

@@ -95,6 +95,26 @@ def test_each_exclusion_rule_has_its_reason():
     ]
 
 
+@pytest.mark.parametrize("unit", ["us", "ns", "text"])
+def test_min_tenure_counts_whole_days_since_sign_up(unit):
+    # DECIDED_AT is 2026-11-23 09:30 UTC; a 30-day minimum
+    signed_up = [
+        "2026-10-24 09:30:00+00:00",  # exactly 30 days: eligible
+        "2026-10-24 09:30:01+00:00",  # a second short of 30 days: not eligible
+        "2026-10-24 11:30:00+02:00",  # the same instant as the first, in another zone
+        "2020-01-01 00:00:00+00:00",  # long ago
+        None,  # no sign-up time: not eligible
+        "2026-11-24 00:00:00+00:00",  # signs up after the decision: not eligible
+    ]
+    column = pd.to_datetime(pd.Series(signed_up), utc=True, format="ISO8601")
+    column = column.dt.as_unit(unit) if unit != "text" else pd.Series(signed_up, dtype=object)
+    c = _candidates(len(signed_up), signed_up_at=column)
+    campaign = _campaign(eligibility={"min_tenure_days": 30})
+    d = _run(c, [campaign], {"c_email": _scores([0.1] * len(signed_up))})
+    eligible = [_row(d, "c_email", i)[1] != "not_eligible" for i in range(1, len(signed_up) + 1)]
+    assert eligible == [True, False, True, True, False, False]
+
+
 def test_global_control_is_never_contacted_by_any_campaign():
     c = _candidates(20_000)
     campaigns = [_campaign(max_sends=50_000), _campaign("c_push", "push", max_sends=50_000)]

@@ -228,3 +228,28 @@ def test_fit_input_errors(small_data):
         learner.fit(X.assign(name="a"), t, y)
     with pytest.raises(TypeError, match="pandas DataFrame"):
         learner.fit(X.to_numpy(), t, y)
+
+
+# --------------------------------------------------------------------------------------------
+# the real-time path: the boosters on a numpy matrix
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_matrix_predictor_gives_the_learners_own_scores(world, name):
+    _, (X, *_), fitted = world
+    learner = fitted[name]
+    rows = X.head(500).copy()
+    rows.iloc[:3] = np.nan  # all missing, as a customer without features
+    expected = learner.predict_uplift(rows)
+    predict = learner.matrix_predictor()
+    matrix = rows[learner.feature_names_].to_numpy(dtype=np.float64)
+    np.testing.assert_allclose(predict(matrix), expected, rtol=0, atol=1e-12)
+    for i in (0, 5, 499):  # one row at a time, as one request
+        np.testing.assert_allclose(predict(matrix[i : i + 1]), expected[i : i + 1], atol=1e-12)
+    assert predict(matrix[:0]).shape == (0,)
+
+
+def test_matrix_predictor_declines_a_learner_fitted_on_categoricals(small_data):
+    X, t, y, _ = small_data
+    X = X.assign(segment=pd.Categorical(np.where(X["x_base"] > 0, "loyal", "new")))
+    assert make_learner("two_model", SMALL).fit(X, t, y).matrix_predictor() is None

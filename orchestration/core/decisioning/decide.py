@@ -47,8 +47,9 @@ class VariantScoreError(ValueError):
 def _arm_scores(
     scores: pd.DataFrame, campaign: Campaign, ref: str, canary: np.ndarray | None
 ) -> dict[str, np.ndarray] | None:
-    """Each variant's arm uplift (the challenger's on ``canary`` rows); None without variants."""
-    if not campaign.variants:
+    """Each variant's arm uplift (the challenger's on ``canary`` rows); None without variants
+    (also for a campaign-like object that has no ``variants`` at all)."""
+    if not getattr(campaign, "variants", None):
         return None
     prefix = f"{score_column(ref)}__arm__"
     known = sorted(c[len(prefix) :] for c in scores.columns if c.startswith(prefix))

@@ -294,9 +294,29 @@ def _eligible(candidates: pd.DataFrame, campaign: Campaign, decided_at: datetime
     if rules.regions is not None:
         ok &= candidates["region"].isin(rules.regions).to_numpy()
     if rules.min_tenure_days is not None:
-        signed_up = pd.to_datetime(candidates["signed_up_at"], utc=True)
-        ok &= ((pd.Timestamp(decided_at) - signed_up).dt.days >= rules.min_tenure_days).to_numpy()
+        ok &= _tenure_days(candidates["signed_up_at"], decided_at) >= rules.min_tenure_days
     return ok
+
+
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+def _tenure_days(signed_up: pd.Series, decided_at: datetime) -> np.ndarray:
+    """``(decided_at - signed_up).dt.days`` (whole days, floored) as floats, NaN for no sign-up
+    time: on the int64 epoch values, without a Series of Timedeltas (a real-time decision's
+    largest single cost in the engine)."""
+    if not isinstance(signed_up.dtype, pd.DatetimeTZDtype):
+        signed_up = pd.to_datetime(signed_up, utc=True)
+    values = signed_up.array
+    unit = values.unit
+    epoch = values.asi8
+    # the decision time floored to the column's unit: the same whole days (a day is a whole
+    # number of units, and so is every sign-up time)
+    now = pd.Timestamp(decided_at).value // _NS_PER_UNIT[unit]
+    days = np.floor_divide(now - epoch, _NS_PER_DAY // _NS_PER_UNIT[unit]).astype(np.float64)
+    days[values.isna()] = np.nan
+    return days
 
 
 def net_value(campaign: Campaign, uplift: np.ndarray) -> np.ndarray:

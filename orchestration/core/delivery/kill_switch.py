@@ -27,7 +27,12 @@ from orchestration.core.governance.approvals import (
     Governance,
 )
 from orchestration.core.governance.identities import GovernanceError
-from orchestration.core.observability.audit import KILL_SWITCH_OFF, KILL_SWITCH_ON, AuditLog
+from orchestration.core.observability.audit import (
+    KILL_SWITCH_LIFT_REFUSED,
+    KILL_SWITCH_OFF,
+    KILL_SWITCH_ON,
+    AuditLog,
+)
 
 
 class LiftAwaitingApproval(GovernanceError):
@@ -82,6 +87,13 @@ def lift(gateway_dir: Path, by: str, governance: Governance, require_approval: b
                 governance.submit(KILL_SWITCH, KILL_SWITCH_SUBJECT, content_hash, by)
                 requested = [governance.identities.get(by).name]
             others = ", ".join(requested)
+            if governance.audit is not None:
+                governance.audit.append(
+                    by,
+                    KILL_SWITCH_LIFT_REFUSED,
+                    KILL_SWITCH_SUBJECT,
+                    {"content_hash": content_hash, "reason": status.reason},
+                )
             raise LiftAwaitingApproval(
                 f"lifting the kill switch needs an approval (requested by {others}): "
                 f"campaign approve kill-switch --hash {content_hash} --as <not {others}>"

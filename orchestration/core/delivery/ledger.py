@@ -106,6 +106,9 @@ SCHEMA = (
 create index if not exists deliveries_status on deliveries (status, send_date);
 create index if not exists deliveries_due on deliveries (status, campaign, not_before);
 create index if not exists deliveries_run on deliveries (run_id, status);
+-- the decision API's reads per request: a customer's recent rows, a day's rows per campaign
+create index if not exists deliveries_customer on deliveries (customer_id, send_date);
+create index if not exists deliveries_day on deliveries (send_date, campaign);
 """
 )
 

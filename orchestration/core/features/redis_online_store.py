@@ -30,6 +30,7 @@ else: ``SCRIPT_KEYS`` keeps that to a millisecond or two.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -52,6 +53,11 @@ from orchestration.core.features.online_store_codec import (
 )
 
 STORE_TYPE = "orchestration.core.features.redis_online_store.BulkRedisOnlineStore"
+# A hash per project beside the entity hashes: view name -> when its last bulk write ended (epoch
+# ns). Readers elsewhere (the decision API) see a rematerialization without the writer's
+# registry. Its key does not end in the project's name, so Feast's scans of entity hashes
+# (``<entity key prefix>*<project>``) never match it.
+MATERIALIZATIONS_KEY = "_materializations:{project}:"
 # Rows encoded at a time (bounds memory, as in the packed SQLite store).
 BULK_CHUNK_ROWS = 100_000
 # Entities per call of the write script (Redis runs one script at a time: ~1-2 ms of other
@@ -79,6 +85,14 @@ def feast_connection_string(url: str) -> str:
     if parts.scheme == "rediss":
         items.append("ssl=true")
     return ",".join(items)
+
+
+def _materializations_key(project: str) -> str:
+    return MATERIALIZATIONS_KEY.format(project=project)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class BulkRedisOnlineStoreConfig(RedisOnlineStoreConfig):
@@ -177,7 +191,15 @@ class BulkRedisOnlineStore(RedisOnlineStore):
             for j, (name, value_type) in enumerate(features, start=3):
                 rows[:, j] = encode_values(batch.column(name), value_type).to_pylist()
             written += self._send(client, script, keys.to_pylist(), header, rows, per_call)
+        client.hset(_materializations_key(config.project), view, str(time.time_ns()))
         return written
+
+    def materializations(self, config: Any) -> dict[str, str]:
+        """Per feature view, when its last bulk write ended (epoch ns, as text): changes with
+        every materialization into this Redis, whichever registry recorded it."""
+        client = self._get_client(config.online_store)
+        stored = client.hgetall(_materializations_key(config.project))
+        return {_text(k): _text(v) for k, v in sorted(stored.items())}
 
     @staticmethod
     def _send(

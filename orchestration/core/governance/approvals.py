@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestration.core.governance.identities import GovernanceError, Identities
-from orchestration.core.observability.audit import APPROVE, SUBMIT, AuditLog
+from orchestration.core.observability.audit import APPROVE, APPROVE_REFUSED, SUBMIT, AuditLog
 
 CAMPAIGN = "campaign"
 POLICY = "policy"
@@ -242,6 +242,15 @@ class Governance:
         key, a hash that is not the version about to take effect (``current_hash``), a version
         nobody submitted, and an approver who submitted it (self-approval).
         """
+        try:
+            return self._approve(kind, subject, content_hash, approver, current_hash)
+        except GovernanceError as refusal:
+            self._audit(
+                approver, APPROVE_REFUSED, kind, subject, content_hash, {"reason": str(refusal)}
+            )
+            raise
+
+    def _approve(self, kind, subject, content_hash, approver, current_hash) -> Approval:
         _known_kind(kind)
         identity = self.identities.get(approver)
         if current_hash is not None and content_hash != current_hash:

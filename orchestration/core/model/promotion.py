@@ -242,7 +242,11 @@ def move_champion(
         override_approval(settings, target) if promoted_by.startswith(MANUAL_OVERRIDE) else None
     )
     if approval is not None and not approval.approved:
-        raise OverrideNotApproved(f"manual promotion to v{target} refused: {approval.reason}")
+        refusal = f"manual promotion to v{target} refused: {approval.reason}"
+        _audit_promotion(
+            settings, f"{name}@{CHAMPION}", promoted_by, {"reason": refusal}, target, refused=True
+        )
+        raise OverrideNotApproved(refusal)
     promoted_at = settings.now().isoformat(timespec="seconds")
     client.set_registered_model_alias(name, CHAMPION, target)
     tags = {
@@ -261,13 +265,25 @@ def move_champion(
 
 
 def _audit_promotion(
-    settings: Settings, subject: str, promoted_by: str, tags: dict[str, str], target: str
+    settings: Settings,
+    subject: str,
+    promoted_by: str,
+    tags: dict[str, str],
+    target: str,
+    refused: bool = False,
 ) -> None:
-    """Every alias move (the gate's, an override's, a drift recovery's) lands in the audit log."""
-    from orchestration.core.observability.audit import PROMOTE, AuditLog, audit_log_path
+    """Every alias move (the gate's, an override's, a drift recovery's) lands in the audit log,
+    and so does a refused manual override."""
+    from orchestration.core.observability.audit import (
+        PROMOTE,
+        PROMOTE_REFUSED,
+        AuditLog,
+        audit_log_path,
+    )
 
     details = {"to_version": target, **tags}
-    AuditLog(audit_log_path(settings.data_dir)).append(promoted_by, PROMOTE, subject, details)
+    action = PROMOTE_REFUSED if refused else PROMOTE
+    AuditLog(audit_log_path(settings.data_dir)).append(promoted_by, action, subject, details)
 
 
 def apply_promotion(

@@ -48,6 +48,10 @@ HOLD = "hold_awaiting_approval"
 GO_LIVE = "go_live"
 KILL_SWITCH_ON = "kill_switch_on"
 KILL_SWITCH_OFF = "kill_switch_off"
+# Refused attempts are part of the trail too: who tried what, and the one-line reason.
+APPROVE_REFUSED = "approve_refused"
+KILL_SWITCH_LIFT_REFUSED = "kill_switch_lift_refused"
+PROMOTE_REFUSED = "promote_refused"
 
 SCHEMA = """
 create table if not exists audit_log (

@@ -16,7 +16,10 @@ PLOTTED_METRICS: dict[str, str] = {
     "data_freshness_lag_hours": "raw data lag (hours)",
     "policy_compliance_rate": "policy compliance rate",
     "inference_success_rate": "inference success rate",
-    "feature_availability": "online feature availability",
+    "feature_availability": "scoring feature availability",
+    "online_latency_p99_ms": "decision API p99 (ms)",
+    "online_inference_success_rate": "API inference success rate",
+    "online_feature_availability": "online feature availability",
     "send_delivery_rate": "send delivery rate",
     "checks_failed": "failed checks",
 }

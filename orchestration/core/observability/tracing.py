@@ -26,6 +26,8 @@ from typing import Any
 
 SERVICE_NAME = "campaign-orchestration"
 EXPORTERS = ("file", "otlp", "none")
+# Decision spans wait at most this long in the batch before they are exported.
+DECISION_SPANS_DELAY_MS = 1000
 
 
 def trace_id_for_run(run_id: str) -> str:
@@ -124,11 +126,15 @@ def _exporter(settings: TraceSettings) -> tuple[Any, Any]:
     return exporter, handle
 
 
-def _provider(settings: TraceSettings, tracer_name: str, id_generator: Any = None):
-    """(tracer, provider, file handle or None): an SDK provider exporting each span as it ends."""
+def _provider(
+    settings: TraceSettings, tracer_name: str, id_generator: Any = None, batched: bool = False
+):
+    """(tracer, provider, file handle or None): an SDK provider exporting each span as it ends,
+    or, ``batched``, from a background thread in batches (``force_flush`` / ``shutdown`` export
+    what is queued)."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     exporter, handle = _exporter(settings)
     provider = TracerProvider(
@@ -136,7 +142,11 @@ def _provider(settings: TraceSettings, tracer_name: str, id_generator: Any = Non
         id_generator=id_generator,
         shutdown_on_exit=False,
     )
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if batched:
+        processor = BatchSpanProcessor(exporter, schedule_delay_millis=DECISION_SPANS_DELAY_MS)
+    else:
+        processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
     return provider.get_tracer(tracer_name), provider, handle
 
 
@@ -206,14 +216,18 @@ def read_trace(path: Path, trace_id: str) -> Iterator[dict]:
 
 class DecisionTracer:
     """One trace per API decision: a span with the request's stage latencies (features, score,
-    policy, total), exported as it ends. Its trace id is new per decision (random, W3C)."""
+    policy, total). Its trace id is new per decision (random, W3C). Spans are exported in batches
+    from a background thread (at most ``DECISION_SPANS_DELAY_MS`` later; ``flush`` and ``close``
+    export what is queued), not by the request: the file write or OTLP post is off its path."""
 
     def __init__(self, settings: TraceSettings) -> None:
         self.enabled = settings.exporter != "none"
         self._handle = None
         if not self.enabled:
             return
-        self._tracer, self._provider, self._handle = _provider(settings, "orchestration.decisions")
+        self._tracer, self._provider, self._handle = _provider(
+            settings, "orchestration.decisions", batched=True
+        )
 
     @staticmethod
     def new_trace_id() -> str:
@@ -245,8 +259,16 @@ class DecisionTracer:
         )
         span.end(end_time=end)
 
+    def flush(self) -> None:
+        """Export every span recorded so far."""
+        if self.enabled:
+            self._provider.force_flush()
+            if self._handle is not None:
+                self._handle.flush()
+
     def close(self) -> None:
         if self.enabled:
             self._provider.shutdown()
         if self._handle is not None:
             self._handle.close()
+            self._handle = None

@@ -3,7 +3,7 @@ the batch's own policy engine (``engine.evaluate``), on the online features.
 
 Plain Python (no dagster, no web framework): ``orchestration/api`` is the HTTP shell over it.
 One module per part: ``customer_records`` (raw candidates), ``ledger_reader`` (the ledger, the
-standing release, its cut-offs), ``online_scoring`` (Feast online reads, scorers),
+standing release, its cut-offs), ``online_reads`` (Feast online reads), ``online_scoring`` (scorers),
 ``customer_decisions`` (the engine per customer), ``serving_state`` (what is loaded and when),
 ``decision_store`` (the API's decisions), ``service`` (the ``DecisionService``); for triggered
 campaigns ``event_store`` (events by id), ``session_features`` (the Feast push source) and
@@ -77,9 +77,13 @@ from orchestration.core.decisioning.realtime.ledger_reader import (
     send_cutoffs,
     standing_release,
 )
-from orchestration.core.decisioning.realtime.online_scoring import (
+from orchestration.core.decisioning.realtime.online_reads import (
+    DirectFeatureReader,
     FeastFeatureReader,
     FeatureReader,
+    feature_reader,
+)
+from orchestration.core.decisioning.realtime.online_scoring import (
     Scorer,
     pyfunc_predictor,
     score_frame,
@@ -128,6 +132,7 @@ __all__ = [
     "CustomerRecords",
     "DecisionRequest",
     "DecisionService",
+    "DirectFeatureReader",
     "Evaluated",
     "FeastFeatureReader",
     "FeatureReader",
@@ -141,6 +146,7 @@ __all__ = [
     "api_decisions",
     "canary_shares",
     "decide_customers",
+    "feature_reader",
     "pyfunc_predictor",
     "reason_text",
     "release_cutoffs",

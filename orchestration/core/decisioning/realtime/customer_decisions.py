@@ -53,9 +53,14 @@ def decide_customers(
     ids = candidates["customer_id"].to_numpy(dtype=np.int64)
     if np.array_equal(ids, scores["customer_id"].to_numpy(dtype=np.int64)) and (
         len(ids) < 2 or (np.diff(ids) > 0).all()
-    ):  # the same sorted customers (the service's case): no merge needed
-        extra = scores.drop(columns="customer_id").set_axis(candidates.index)
-        frame = pd.concat([candidates, extra], axis=1).reset_index(drop=True)
+    ):  # the same sorted customers (the service's case): no merge, one constructor
+        base = candidates.reset_index(drop=True)
+        frame = pd.DataFrame(
+            {
+                **dict(base.items()),
+                **{c: scores[c].to_numpy() for c in scores.columns if c != "customer_id"},
+            }
+        )
     else:
         frame = candidates.merge(scores, on="customer_id", how="left", validate="one_to_one")
         frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)

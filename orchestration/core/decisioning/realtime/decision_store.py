@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from orchestration.settings import Settings
@@ -41,6 +41,7 @@ create table if not exists api_decisions (
     answer text not null,
     trigger_event text,
     trace_id text,
+    features text,
     variant text,
     template text,
     runner_up_value real
@@ -74,6 +75,7 @@ STORE_COLUMNS = (
     "answer",
     "trigger_event",
     "trace_id",
+    "features",
     "variant",
     "template",
     "runner_up_value",
@@ -82,6 +84,7 @@ STORE_COLUMNS = (
 _ADDED_COLUMNS = {
     "trigger_event": "text",  # triggered campaigns
     "trace_id": "text",  # tracing
+    "features": "text",  # the feature values each decision read
     "variant": "text",  # variant decisions
     "template": "text",
     "runner_up_value": "real",
@@ -93,13 +96,19 @@ def store_path(settings: Settings) -> Path:
     return settings.decisions_dir / "api" / "decisions.db"
 
 
+def answer_json(answer: dict[str, Any]) -> str:
+    """The stored form of an answer (keys sorted)."""
+    return orjson.dumps(answer, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def request_digest(customer_id: int, campaign: str) -> str:
     return hashlib.sha256(f"{int(customer_id)}|{campaign}".encode()).hexdigest()
 
 
 class ApiDecisionStore:
     """One row per request id: the decision in the batch schema plus ``decided_via = "api"``, and
-    the exact answer given, so a repeated request id gets the same answer and no second row. The
+    the exact answer given, so a repeated request id gets the same answer and no second row, and
+    the feature values the decision read (``features``, JSON; for ``campaign explain``). The
     request's free-form ``context`` is not stored (it may hold personal data)."""
 
     def __init__(self, path: Path):
@@ -121,7 +130,7 @@ class ApiDecisionStore:
                 "select request_digest, answer from api_decisions where request_id = ?",
                 (request_id,),
             ).fetchone()
-        return (row[0], json.loads(row[1])) if row else None
+        return (row[0], orjson.loads(row[1])) if row else None
 
     def put_many(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Insert the rows whose request id is new; return the stored answer of every one."""
@@ -146,7 +155,7 @@ class ApiDecisionStore:
                 f" where request_id in ({','.join('?' * len(ids))})",
                 ids,
             ).fetchall()
-        return {rid: json.loads(answer) for rid, answer in stored}
+        return {rid: orjson.loads(answer) for rid, answer in stored}
 
     def frame(
         self, customer_id: int | None = None, campaign: str | None = None, day: str | None = None

@@ -93,6 +93,8 @@ class LedgerReader:
         self.path = Path(path)
         self._con: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        # sent_today's answer, kept until another connection commits (pragma data_version)
+        self._sent: tuple[str, int, dict[str, int]] | None = None
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._con is None:
@@ -135,19 +137,27 @@ class LedgerReader:
         return history
 
     def sent_today(self, send_date: str) -> dict[str, int]:
-        """Ledger rows per campaign on ``send_date``, whatever their status."""
+        """Ledger rows per campaign on ``send_date``, whatever their status. Counted again only
+        when the ledger changed since the last count (``pragma data_version``: a request reads
+        one integer instead of counting a day of sends)."""
         with self._lock:
             con = self._connection()
             if con is None:
                 return {}
+            version = con.execute("pragma data_version").fetchone()[0]
+            if self._sent is not None and self._sent[:2] == (send_date, version):
+                return dict(self._sent[2])
             rows = con.execute(
                 "select campaign, count(*) from deliveries where send_date = ? group by campaign",
                 (send_date,),
             ).fetchall()
-        return {str(c): int(n) for c, n in rows}
+            counts = {str(c): int(n) for c, n in rows}
+            self._sent = (send_date, version, counts)
+        return dict(counts)
 
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+                self._sent = None

@@ -1,11 +1,10 @@
-"""Online features read through Feast in-process, and the model versions that score them."""
+"""The model versions that score the online features (``online_reads``), and the scores."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,48 +16,6 @@ from orchestration.core.decisioning.decide import (
     version_column,
 )
 from orchestration.core.decisioning.scoring import arm_learner, best_offered
-
-
-class FeatureReader(Protocol):
-    columns: list[str]
-
-    def read(self, customer_ids: Sequence[int]) -> pd.DataFrame:
-        """customer_id, the feature columns and ``feature_timestamp`` (the oldest of the row's
-        feature timestamps, NaT when any feature is missing), in the order asked."""
-        ...
-
-
-class FeastFeatureReader:
-    """Online reads from the Feast store held in-process (one per service)."""
-
-    def __init__(self, store: Any, service: str):
-        self.store = store
-        self._lock = threading.Lock()  # the requests' worker and the health check share it
-        self.service = store.get_feature_service(service)
-        self.columns = [
-            f.name
-            for projection in self.service.feature_view_projections
-            for f in projection.features
-        ]
-
-    def read(self, customer_ids: Sequence[int]) -> pd.DataFrame:
-        with self._lock:
-            response = self.store.get_online_features(
-                features=self.service, entity_rows=[{"customer_id": int(c)} for c in customer_ids]
-            ).to_dict(include_event_timestamps=True)
-        ids = np.asarray(customer_ids, dtype=np.int64)
-        shape = (len(self.columns), len(ids))
-        try:  # numbers (None: missing) straight into one float64 block, as feature_matrix reads them
-            values = np.array([response[c] for c in self.columns], dtype=np.float64).reshape(shape)
-            frame = pd.DataFrame(values.T, columns=self.columns)
-        except (TypeError, ValueError):  # not all numbers: keep the values as they are
-            frame = pd.DataFrame({c: response[c] for c in self.columns})
-        seconds = np.array([response[f"{c}__ts"] for c in self.columns], dtype=float).reshape(shape)
-        seconds[~(seconds > 0)] = np.nan  # 0 (or none): no value for this feature
-        oldest = seconds.min(axis=0) if len(self.columns) else np.full(len(ids), np.nan)
-        frame["customer_id"] = ids
-        frame["feature_timestamp"] = pd.to_datetime(oldest, unit="s", utc=True)
-        return frame
 
 
 @dataclass(frozen=True)
@@ -83,13 +40,24 @@ class Scorer:
 def pyfunc_predictor(model: Any) -> Callable[[pd.DataFrame], np.ndarray]:
     """The loaded pyfunc's learner, called on the float64 feature matrix. The pyfunc's own
     ``predict`` (``UpliftPyfuncModel``) is ``learner.predict_uplift(feature_matrix(x))`` behind
-    MLflow's schema enforcement: ~5 ms of conversions per request for the same numbers (the
+    MLflow's schema enforcement: ~5 ms of conversions per request for the same numbers. Our
+    learners go further: their boosters on the numpy matrix (``learner.matrix_predictor``; the
     parity test compares the scores with the batch's). Any other model: its ``predict``."""
     try:
         inner = model.unwrap_python_model()
         learner, columns = inner.learner, list(inner.feature_columns)
     except Exception:  # noqa: BLE001 - not our python model: use its own predict
         return lambda x: np.asarray(model.predict(x), dtype=float)
+    matrix = getattr(learner, "matrix_predictor", None)
+    direct = matrix() if matrix is not None else None
+    if direct is not None:
+        order = list(learner.feature_names_)
+
+        def predict_matrix(x: pd.DataFrame) -> np.ndarray:
+            x = x if list(x.columns) == order else x[order]
+            return direct(x.to_numpy(dtype=np.float64))
+
+        return predict_matrix
 
     def predict(x: pd.DataFrame) -> np.ndarray:
         x = x if list(x.columns) == columns else x[columns]

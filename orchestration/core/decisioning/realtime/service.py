@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -21,6 +20,7 @@ from orchestration.core.decisioning.decide import (
 from orchestration.core.decisioning.realtime.customer_decisions import decide_customers
 from orchestration.core.decisioning.realtime.decision_store import (
     ApiDecisionStore,
+    answer_json,
     request_digest,
     store_path,
 )
@@ -74,13 +74,42 @@ class Evaluated:
     safe: dict[int, str]  # customer_id -> safe-default reason, for customers not evaluated
     feature_timestamps: dict[int, pd.Timestamp]  # customer_id -> oldest feature time (or NaT)
     latency_ms: dict[str, float]
+    features: pd.DataFrame | None = None  # what was read: customer_id and the feature columns
+    feature_columns: list[str] = field(default_factory=list)
     _by_key: dict[tuple[int, str], dict[str, Any]] | None = None
+    _features_by_id: dict[int, dict[str, Any]] | None = None
+
+    def features_of(self, customer_id: int) -> dict[str, Any] | None:
+        """The feature values read for this customer (None: nothing read), as the model saw
+        them: numbers, None for a missing one."""
+        if self.features is None or not self.feature_columns:
+            return None
+        if self._features_by_id is None:
+            frame = self.features[self.feature_columns]
+            ids = self.features["customer_id"].tolist()
+            try:  # numbers: one block, one conversion
+                values = frame.to_numpy(dtype=np.float64).tolist()
+                rows = [dict(zip(self.feature_columns, v, strict=True)) for v in values]
+            except (TypeError, ValueError):
+                rows = _records(frame)
+            self._features_by_id = dict(zip(ids, rows, strict=True))
+        values = self._features_by_id.get(int(customer_id))
+        if values is None:
+            return None
+        return {k: None if _missing(v) else v for k, v in values.items()}
 
     def row(self, customer_id: int, campaign: str) -> dict[str, Any] | None:
         if self._by_key is None:
-            records = self.rows.to_dict("records") if len(self.rows) else []
-            self._by_key = {(int(r["customer_id"]), r["campaign"]): r for r in records}
+            self._by_key = {(int(r["customer_id"]), r["campaign"]): r for r in _records(self.rows)}
         return self._by_key.get((int(customer_id), campaign))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dict("records")`` (Python values: floats, Timestamps, NaT) a column at a time:
+    a tenth of its cost for the few rows of a request."""
+    names = list(frame.columns)
+    columns = [frame[c].tolist() for c in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _safe_default_reasons(
@@ -237,6 +266,8 @@ class DecisionService:
             rows=rows,
             safe=safe,
             feature_timestamps=stamps,
+            features=features,
+            feature_columns=list(state.features.columns) if state.features is not None else [],
             latency_ms={
                 "features": (t_features - started) * 1000,
                 "score": (t_score - t_features) * 1000,
@@ -393,6 +424,7 @@ class DecisionService:
                 "trigger_event": event,
             },
         )
+        features = evaluated.features_of(request.customer_id) if evaluated is not None else None
         return answer, {
             **self._row(request, answer, row),
             "trigger_event": event,
@@ -400,6 +432,8 @@ class DecisionService:
             "variant": answer["variant"],
             "template": answer["template"],
             "runner_up_value": answer["runner_up_value"],
+            # the inputs of the decision, for `campaign explain` (stored, not answered)
+            "features": None if features is None else answer_json(features),
         }
 
     @staticmethod
@@ -471,7 +505,7 @@ class DecisionService:
             "propensity": answer["propensity"],
             "feature_version": answer["feature_version"],
             "release_run_id": answer["release"],
-            "answer": json.dumps(answer, sort_keys=True),
+            "answer": answer_json(answer),
         }
 
     def health(self) -> dict[str, Any]:
@@ -511,6 +545,7 @@ class DecisionService:
         }
 
     def close(self) -> None:
+        self.tracer.close()  # exports the spans still queued
         self.store.close()
         self.ledger.close()
 
@@ -533,6 +568,10 @@ def _number(value: Any) -> float | None:
     if value is None or pd.isna(value):
         return None
     return float(value)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _iso_or_none(value: Any) -> str | None:

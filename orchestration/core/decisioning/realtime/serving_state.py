@@ -22,9 +22,8 @@ from orchestration.core.decisioning.realtime.ledger_reader import (
     release_cutoffs,
     standing_release,
 )
+from orchestration.core.decisioning.realtime.online_reads import FeatureReader, feature_reader
 from orchestration.core.decisioning.realtime.online_scoring import (
-    FeastFeatureReader,
-    FeatureReader,
     Scorer,
     pyfunc_arm_predictor,
     pyfunc_predictor,
@@ -116,13 +115,15 @@ def wanted_refs(campaigns: Iterable[Campaign], default_model: str) -> list[tuple
 class StateLoader:
     """Loads a ``ServingState`` from the configured data directory: Feast, MLflow, the policy,
     the campaigns, the ledger's standing release, the raw customer data. ``signature`` is cheap
-    (file stamps, alias versions, the releases table); ``load`` reuses what did not change."""
+    (file stamps, alias versions, the releases table, the online store's record of its bulk
+    writes); ``load`` reuses what did not change."""
 
     def __init__(self, settings: Settings, ledger: LedgerReader):
         self.settings = settings
         self.ledger = ledger
         self._client = None
         self._store = None
+        self._online: tuple[Any, Any] | None = None  # (online store, its repo config)
 
     def _mlflow(self):
         if self._client is None:
@@ -155,8 +156,28 @@ class StateLoader:
             "features": current.version if current else None,
             "releases": releases[["run_id", "status"]].to_dict("records") if len(releases) else [],
             "aliases": aliases,
+            # the registry: feature definitions (a new reader) and the materializations it records
             "online_store": file_stamp(s.feast_dir / "registry.db"),
+            # the online store's own record of its bulk writes (Redis): a rematerialization by
+            # a process with another registry (another host, a copy) changes nothing above
+            "online_data": self._online_marker(),
         }
+
+    def _online_marker(self) -> Any:
+        """The online store's ``materializations`` (None for a store without that record)."""
+        try:
+            if self._online is None:
+                from feast.infra.online_stores.helpers import get_online_store_from_config
+
+                from orchestration.core.features.feast_store import open_feature_store
+
+                config = open_feature_store(self.settings).config
+                self._online = (get_online_store_from_config(config.online_store), config)
+            store, config = self._online
+            read = getattr(store, "materializations", None)
+            return read(config) if read is not None else None
+        except Exception as exc:  # noqa: BLE001 - an unreachable store: decisions report it
+            return {"error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
 
     def load(self, previous: ServingState | None, signature: dict[str, Any]) -> ServingState:
         s = self.settings
@@ -205,7 +226,7 @@ class StateLoader:
             return previous.features
         try:
             self._store = open_feature_store(self.settings)
-            return FeastFeatureReader(self._store, FEATURE_SERVICE)
+            return feature_reader(self._store, FEATURE_SERVICE)
         except Exception as exc:  # noqa: BLE001 - no registry yet: every decision is unavailable
             problems.append(f"feature store: {str(exc).splitlines()[0][:300]}")
             return None
