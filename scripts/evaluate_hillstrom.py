@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=PROTOCOL_SEED, help="split/model/bootstrap")
     parser.add_argument("--plot", type=Path, default=Path("data/reports/hillstrom_qini.png"))
+    parser.add_argument(
+        "--three-arms",
+        action="store_true",
+        help="also: all three groups as a multi-arm experiment (Mens and Womens E-Mail vs No "
+        "E-Mail, one learner per arm, the first --learner), per-arm figures",
+    )
     return parser.parse_args(argv)
 
 
@@ -95,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{SKLIFT_TUTORIAL_UPLIFT_AT_30} (strategy overall; unstratified split, XGBoost class "
         "transformation)"
     )
+    if args.three_arms:
+        _print_three_arms(df, learners[0], args)
     plot = plot_qini_curve(
         curves,
         args.plot,
@@ -102,6 +110,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"Qini curves: {plot}")
     return 0
+
+
+def _print_three_arms(df, learner: str, args: argparse.Namespace) -> None:
+    from orchestration.core.model.arms import arm_metric
+    from orchestration.core.model.hillstrom_protocol import evaluate_three_arms
+
+    m = evaluate_three_arms(df, learner, seed=args.seed, n_boot=args.n_boot)
+    print()
+    print(
+        f"three arms ({learner} per arm vs No E-Mail, all Hillstrom features, stratified 50/50 "
+        f"split on arm x visit, seed {args.seed}; test half {m['n_test']:,.0f} rows)"
+    )
+    print(f"{'arm':<16} {'qini':<26} {'uplift@30% overall':<26} {'ATE':>7} {'picked':>7}")
+    for arm in ("womens_email", "mens_email"):
+        figures = {
+            k[len(arm_metric(arm, "")) :]: v
+            for k, v in m.items()
+            if k.startswith(arm_metric(arm, ""))
+        }
+        print(
+            f"{arm:<16} {format_interval(figures, 'qini'):<26} "
+            f"{format_interval(figures, 'uplift_at_30'):<26} {figures['ate']:>7.4f} "
+            f"{figures['share_picked']:>7.1%}"
+        )
+    print(
+        f"{'best-arm policy':<16} {format_interval(m, 'qini'):<26} "
+        f"{format_interval(m, 'uplift_at_30'):<26} {m['ate']:>7.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -124,6 +124,15 @@ def _training_set_metadata(frame, features, version: FeatureVersion, s, path) ->
     return {
         "rows": len(frame),
         "treated": int(frame["is_treated"].sum()),
+        **(
+            {
+                "arms": ", ".join(
+                    f"{a}: {n:,}" for a, n in frame["arm"].value_counts().sort_index().items()
+                )
+            }
+            if "arm" in frame.columns
+            else {}
+        ),
         "control": int((1 - frame["is_treated"]).sum()),
         "label_rate": float(frame["label"].mean()) if len(frame) else 0.0,
         "campaigns": ", ".join(sorted(frame["campaign_id"].unique())),
@@ -227,7 +236,26 @@ def _model_metadata(registered: RegisteredModel, m: dict, s, curve) -> dict:
         "holdout_rows": int(m["holdout_rows"]),
         "bootstrap_resamples": int(m["bootstrap_resamples"]),
         "qini_curve": MetadataValue.path(str(curve)),
+        **_arm_metadata(m),
     }
+
+
+def _arm_metadata(m: dict) -> dict:
+    """A multi-arm model's figures per arm (the unprefixed ones are its best-arm policy's)."""
+    from orchestration.core.model.arms import arm_metric, arms_in_metrics
+
+    arms = arms_in_metrics(m)
+    if not arms:
+        return {}
+    out: dict = {"arms": ", ".join(arms), "unprefixed_metrics_are": "the best-arm policy's"}
+    for arm in arms:
+        for key in ("qini", "uplift_at_30"):
+            value = m[arm_metric(arm, key)]
+            low, high = m[arm_metric(arm, f"{key}_ci_low")], m[arm_metric(arm, f"{key}_ci_high")]
+            out[f"arm_{arm}_{key}"] = value
+            out[f"arm_{arm}_{key}_ci"] = f"[{low:.4f}, {high:.4f}]"
+        out[f"arm_{arm}_share_picked"] = m[arm_metric(arm, "share_picked")]
+    return out
 
 
 @asset_check(

@@ -138,6 +138,7 @@ def _land(context: AssetExecutionContext, config: RawDataConfig, s: Settings) ->
             if config.as_of
             else s.world_now,
             drift=config.drift,
+            variants=s.world_variants,
         )
         summary = generate_world(
             spec, s.raw_dir, s.ground_truth_dir, attributes=load_attributes(s.attributes_file)
@@ -156,6 +157,7 @@ def _land(context: AssetExecutionContext, config: RawDataConfig, s: Settings) ->
             seed=spec.seed,
             as_of=summary.as_of.isoformat(),
             drift=spec.drift,
+            arms=", ".join(spec.arms),
             generation_seconds=round(summary.seconds, 2),
         )
         context.log.info(

@@ -45,7 +45,9 @@ def world_feedback(
         delivered[["campaign", "customer_id"]], on=["campaign", "customer_id"]
     )
     held = live[live["decision"] == "holdout"]
-    rows = pd.concat([sent.assign(arm="treatment"), held.assign(arm="control")], ignore_index=True)
+    # a sent variant is logged as its arm (what the customer got), a one-message send as treatment
+    arm = sent["variant"].fillna("treatment") if "variant" in sent else "treatment"
+    rows = pd.concat([sent.assign(arm=arm), held.assign(arm="control")], ignore_index=True)
     exposed_at = pd.to_datetime(rows["decided_at"], utc=True)
     if "deferred_until" in rows:
         exposed_at = pd.to_datetime(rows["deferred_until"], utc=True).fillna(exposed_at)
@@ -63,7 +65,7 @@ def world_feedback(
     added = record_feedback(path, exposures)
     return MaterializeResult(
         metadata={
-            "treated_logged": int((exposures["arm"] == "treatment").sum()),
+            "treated_logged": int((exposures["arm"] != "control").sum()),
             "holdout_logged": int((exposures["arm"] == "control").sum()),
             "new_rows": added,
             "feedback_log": MetadataValue.path(str(path)),

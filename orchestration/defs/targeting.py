@@ -215,6 +215,7 @@ def campaign_decisions(
             "decision_rows": len(decisions),
             "audience_size": recipients,
             "by_campaign": MetadataValue.json(run.counts),
+            **_variant_metadata(live),
             "model_version": customer_scores.model_version,
             "decisions_file": MetadataValue.path(str(path)),
             "preview_top_recipients": MetadataValue.md(
@@ -228,14 +229,29 @@ def campaign_decisions(
                         "campaign",
                         "customer_id",
                         "decision",
+                        "variant",
                         "predicted_uplift",
                         "expected_net_value",
+                        "runner_up_value",
                         "value_rank",
                     ],
                 )
             ),
         },
     )
+
+
+def _variant_metadata(live) -> dict:
+    """Recipients per chosen variant of the campaigns that have variants."""
+    if not len(live) or "variant" not in live or live["variant"].isna().all():
+        return {}
+    chosen = live[live["decision"].isin(["send", "deferred"]) & live["variant"].notna()]
+    counts = chosen.groupby(["campaign", "variant"]).size()
+    return {
+        "recipients_by_variant": MetadataValue.json(
+            {f"{c}/{v}": int(n) for (c, v), n in counts.items()}
+        )
+    }
 
 
 @asset_check(

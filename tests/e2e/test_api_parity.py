@@ -21,7 +21,16 @@ from dagster import AssetKey
 pytestmark = pytest.mark.e2e
 
 KEYS = ["campaign", "customer_id"]
-SAME = ["decision", "reason", "model_version", "scored_by", "policy_version"]
+SAME = [
+    "decision",
+    "reason",
+    "model_version",
+    "scored_by",
+    "policy_version",
+    "channel",
+    "variant",
+    "template",
+]
 MIN_AGREEMENT = 0.999
 MAX_SCORE_DIFF = 1e-9
 

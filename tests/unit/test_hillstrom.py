@@ -195,23 +195,23 @@ def test_raw_tables_pass_the_contract(raw: tuple[Path, dict]) -> None:
         assert pq.read_schema(raw_path(raw_dir, table)).remove_metadata() == table.schema
 
 
-def test_mens_email_customers_are_absent(raw: tuple[Path, dict], frame: pd.DataFrame) -> None:
+def test_all_three_groups_are_kept_as_arms(raw: tuple[Path, dict], frame: pd.DataFrame) -> None:
     raw_dir, counts = raw
     mens_ids = set((np.flatnonzero(frame["segment"] == OTHER_SEGMENT) + 1).tolist())
-    kept_ids = set((np.flatnonzero(frame["segment"] != OTHER_SEGMENT) + 1).tolist())
     assert mens_ids
     exposures = _read(raw_dir, "campaign_exposures")
-    assert set(exposures["customer_id"]) == kept_ids
-    assert not mens_ids & set(exposures["customer_id"])
-    for table in ("customers", "orders", "engagement_events", "contact_points"):
-        assert not mens_ids & set(_read(raw_dir, table)["customer_id"]), table
-    assert counts["campaign_exposures"] == len(kept_ids)
+    assert set(exposures["customer_id"]) == set(range(1, len(frame) + 1))
+    assert set(exposures.loc[exposures["customer_id"].isin(mens_ids), "arm"]) == {"mens_email"}
+    for table in ("customers", "contact_points"):
+        assert mens_ids <= set(_read(raw_dir, table)["customer_id"]), table
+    assert counts["campaign_exposures"] == len(frame)
 
 
 def test_exposures_carry_the_arms(raw: tuple[Path, dict], frame: pd.DataFrame) -> None:
     exposures = _read(raw[0], "campaign_exposures").set_index("customer_id")
     segment = frame["segment"].set_axis(frame.index + 1).loc[exposures.index]
-    expected = np.where(segment == TREATED_SEGMENT, "treatment", "control")
+    names = {"Womens E-Mail": "womens_email", "Mens E-Mail": "mens_email", "No E-Mail": "control"}
+    expected = segment.map(names).to_numpy(dtype=object)
     np.testing.assert_array_equal(exposures["arm"].to_numpy(), expected)
     assert (exposures["campaign_id"] == CAMPAIGN_ID).all()
     assert (exposures["channel"] == "email").all()

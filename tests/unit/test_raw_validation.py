@@ -193,7 +193,7 @@ def test_unreadable_file(raw):
 
 def test_require_valid_raw_lists_every_problem(raw):
     _edit(raw / "orders.parquet", lambda f: f.drop(columns=["amount"]))
-    _set(raw / "campaign_exposures.parquet", 0, "arm", "placebo")
+    _set(raw / "campaign_exposures.parquet", 0, "arm", "Placebo Arm")
     with pytest.raises(RawDataError) as caught:
         require_valid_raw(raw, now=AS_OF)
     error = caught.value
@@ -201,5 +201,12 @@ def test_require_valid_raw_lists_every_problem(raw):
     text = str(error)
     assert "2 problems" in text
     assert "raw/orders.parquet: column 'amount' is missing" in text
-    assert "raw/campaign_exposures.parquet: column 'arm'" in text and "'placebo'" in text
+    assert "raw/campaign_exposures.parquet: column 'arm'" in text and "'Placebo Arm'" in text
+    assert "not identifiers" in text
     assert isinstance(error, ValueError)
+
+
+def test_a_named_treatment_arm_is_valid(raw):
+    """A multi-arm test names its treatments; any identifier is an arm besides control."""
+    _set(raw / "campaign_exposures.parquet", 0, "arm", "womens_email")
+    assert validate_raw_dir(raw, now=AS_OF)["campaign_exposures"] == []

@@ -309,3 +309,60 @@ def test_default_as_of_is_now_truncated_to_the_second(tmp_path):
     summary = generate_world(WorldSpec(customers=1_000), tmp_path / "r", tmp_path / "g")
     assert summary.as_of.microsecond == 0
     assert before <= summary.as_of <= datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def variants_world(tmp_path_factory):
+    """The past campaigns test two message variants (arms offer and reminder) against control."""
+    return _generate(tmp_path_factory.mktemp("variants"), customers=20_000, seed=7, variants=True)
+
+
+def test_the_variants_world_has_two_arms_each_with_its_own_effect(variants_world, large_world):
+    raw, truth, _ = variants_world
+    assert validate_raw_dir(raw, now=AS_OF) == {t.name: [] for t in RAW_TABLES}
+    rows = _sql(
+        f"""
+        WITH outcomes AS (
+            SELECT e.exposure_id, e.customer_id, e.arm, count(o.order_id) AS orders
+            FROM '{raw}/campaign_exposures.parquet' e
+            LEFT JOIN '{raw}/orders.parquet' o
+              ON o.customer_id = e.customer_id
+             AND o.ordered_at >= e.exposed_at
+             AND o.ordered_at < e.exposed_at + INTERVAL 14 DAY
+            GROUP BY ALL
+        )
+        SELECT arm, count(*), avg((orders > 0)::INT),
+               avg(t.true_uplift__offer), avg(t.true_uplift__reminder)
+        FROM outcomes JOIN '{truth}/customer_uplift.parquet' t USING (customer_id)
+        GROUP BY arm ORDER BY arm
+        """
+    )
+    by_arm = {arm: (n, rate, u_offer, u_reminder) for arm, n, rate, u_offer, u_reminder in rows}
+    assert set(by_arm) == {"control", "offer", "reminder"}
+    n_c, rate_c = by_arm["control"][:2]
+    for arm, column in (("offer", 2), ("reminder", 3)):
+        n, rate = by_arm[arm][:2]
+        true_mean = by_arm[arm][column]
+        se = (rate * (1 - rate) / n + rate_c * (1 - rate_c) / n_c) ** 0.5
+        assert abs((rate - rate_c) - true_mean) < 4 * se, arm
+    # the default world is unchanged by the option: still one 'treatment' arm
+    exposures = pq.read_table(raw_path(large_world[0], "campaign_exposures")).column("arm")
+    assert set(exposures.to_pylist()) == {"treatment", "control"}
+
+
+def test_which_variant_is_best_depends_on_the_customer_type(variants_world):
+    truth = variants_world[1]
+    best = dict(
+        _sql(
+            f"""SELECT segment,
+                   avg((true_uplift__reminder > true_uplift__offer)::INT)
+            FROM '{truth}/customer_uplift.parquet' GROUP BY 1"""
+        )
+    )
+    assert best["persuadable"] == 0  # the offer works far better for them
+    assert best["lost_cause"] > 0.95  # only the reminder wakes them
+    worst = _sql(
+        f"""SELECT max(greatest(true_uplift__offer, true_uplift__reminder))
+        FROM '{truth}/customer_uplift.parquet' WHERE segment = 'sleeping_dog'"""
+    )
+    assert worst[0][0] <= 0  # neither message is worth sending to a sleeping dog

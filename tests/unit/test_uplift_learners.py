@@ -60,7 +60,7 @@ def _spearman(a, b) -> float:
 # does it find the effect?
 
 
-@pytest.mark.parametrize("name", ["two_model", "class_transformation"])
+@pytest.mark.parametrize("name", ["two_model", "class_transformation", "x_learner"])
 def test_uplift_learners_rank_by_the_effect(world, name):
     _, (X, t, y, tau), fitted = world
     uplift = fitted[name].predict_uplift(X)
@@ -76,7 +76,7 @@ def test_response_baseline_targets_sure_things_and_loses_to_uplift(world):
     assert _spearman(score, X["x_base"]) > 0.7
     assert _spearman(score, X["x_base"]) > _spearman(score, X["x_effect"])
     q_response = qini_coefficient(y, t, score)
-    for name in ("two_model", "class_transformation"):
+    for name in ("two_model", "class_transformation", "x_learner"):
         assert q_response < 0.75 * qini_coefficient(y, t, fitted[name].predict_uplift(X))
 
 
@@ -192,8 +192,8 @@ def test_make_learner_names_params_and_features(small_data):
 
 
 def test_make_learner_rejects_unknown_names_and_seed_in_params():
-    with pytest.raises(ValueError, match="unknown uplift learner 'x_learner'"):
-        make_learner("x_learner")
+    with pytest.raises(ValueError, match="unknown uplift learner 's_learner'"):
+        make_learner("s_learner")
     with pytest.raises(ValueError, match="seed=..."):
         make_learner("two_model", {"random_state": 1})
 

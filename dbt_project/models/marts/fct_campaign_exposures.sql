@@ -1,4 +1,4 @@
--- One row per campaign exposure (treatment or control) with its outcomes in the attribution
+-- One row per campaign exposure (control or a named treatment arm) with its outcomes in the attribution
 -- window [exposed_at, exposed_at + attribution_window_days). Only what is known at the decision
 -- time counts; is_outcome_complete says whether the whole window lies before it.
 
@@ -96,7 +96,8 @@ final as (
         exposure_windows.customer_id,
         exposure_windows.channel,
         exposure_windows.arm,
-        exposure_windows.arm = 'treatment' as is_treated,
+        -- any named treatment arm counts as treated (a multi-arm test has several)
+        exposure_windows.arm != 'control' as is_treated,
         exposure_windows.exposed_at,
         exposure_windows.attribution_window_ends_at,
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestration.core.common.yaml_files import YamlFileError, load_yaml_model
-from orchestration.core.world.contract import CHANNELS
+from orchestration.core.world.contract import ARM_NAME_PATTERN, CHANNELS
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 CAMPAIGN_SUFFIXES = (".yaml", ".yml")  # matched in any case
@@ -130,6 +130,45 @@ class Trigger(BaseModel):
         return value
 
 
+TEMPLATE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+MAX_VARIANTS = 20
+
+
+class Variant(BaseModel):
+    """One message a campaign may send, tested as the arm ``name`` of a past randomized
+    experiment (``campaign_exposures.arm``); the multi-arm model scores its uplift against
+    control, and the policy sends each customer the variant with the highest expected net
+    value (``core/decisioning/variants.py``)."""
+
+    model_config = STRICT
+    name: str
+    # the template the gateway sends (default: the variant's name)
+    template: str | None = None
+    # the channel it goes out on (default: the campaign's)
+    channel: Literal["email", "sms", "push"] | None = None
+    # its cost per send (default: budget.cost_per_send)
+    cost_per_send: float | None = Field(None, ge=0, le=MAX_MONEY)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_an_arm(cls, value: str) -> str:
+        if value == "control":
+            raise ValueError("'control' is the arm nobody is messaged in, not a variant")
+        if not re.match(ARM_NAME_PATTERN, value):
+            raise ValueError(
+                "must be the arm's name: lower-case letters, digits and underscores, starting "
+                "with a letter"
+            )
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template_is_identifier(cls, value: str | None) -> str | None:
+        if value is not None and not TEMPLATE_PATTERN.match(value):
+            raise ValueError("must be lower-case letters, digits and underscores")
+        return value
+
+
 class Campaign(BaseModel):
     model_config = STRICT
 
@@ -157,6 +196,9 @@ class Campaign(BaseModel):
     fairness: Fairness = Field(default_factory=Fairness)
     # Decided on a customer event only (``POST /v1/events``); the batch run skips the campaign.
     trigger: Trigger | None = None
+    # Message variants tested as arms of a multi-arm experiment: the policy picks one per
+    # customer (the highest expected net value) or none. Absent: one message, binary model.
+    variants: list[Variant] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
 
     @field_validator("name")
     @classmethod
@@ -173,6 +215,27 @@ class Campaign(BaseModel):
         if cap is not None and self.budget.cost_per_send > 0 and cap < self.budget.cost_per_send:
             raise ValueError("budget.max_total_cost is below one send's cost_per_send")
         return self
+
+    @model_validator(mode="after")
+    def _variants_are_unique(self) -> Campaign:
+        names = [v.name for v in self.variants or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"variants: {', '.join(twice)} declared more than once")
+        return self
+
+    def variant_channel(self, variant: Variant) -> str:
+        return variant.channel or self.channel
+
+    def variant_template(self, variant: Variant) -> str:
+        return variant.template or variant.name
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Every channel the campaign may send on (its own, or its variants')."""
+        if not self.variants:
+            return (self.channel,)
+        return tuple(dict.fromkeys(self.variant_channel(v) for v in self.variants))
 
     @property
     def is_triggered(self) -> bool:

@@ -35,6 +35,47 @@ def version_column(ref: str) -> str:
     return f"version__{ref}"
 
 
+def arm_score_column(ref: str, arm: str) -> str:
+    """A multi-arm model's uplift of one treatment arm: ``uplift__<ref>__arm__<arm>``."""
+    return f"{score_column(ref)}__arm__{arm}"
+
+
+class VariantScoreError(ValueError):
+    """A campaign's variants name arms its model does not score."""
+
+
+def _arm_scores(
+    scores: pd.DataFrame, campaign: Campaign, ref: str, canary: np.ndarray | None
+) -> dict[str, np.ndarray] | None:
+    """Each variant's arm uplift (the challenger's on ``canary`` rows); None without variants
+    (also for a campaign-like object that has no ``variants`` at all)."""
+    if not getattr(campaign, "variants", None):
+        return None
+    prefix = f"{score_column(ref)}__arm__"
+    known = sorted(c[len(prefix) :] for c in scores.columns if c.startswith(prefix))
+    missing = [v.name for v in campaign.variants if arm_score_column(ref, v.name) not in scores]
+    if missing:
+        scored = f"arms {', '.join(known)}" if known else "no arms (a binary model)"
+        raise VariantScoreError(
+            f"campaign {campaign.name}: variant(s) {', '.join(missing)} are not arms of model "
+            f"{ref}, which scores {scored}; name each variant after the arm it was tested as "
+            "(campaign_exposures.arm) and retrain, or remove the variant; nothing is sent for it"
+        )
+    arms = {}
+    challenger = model_ref(campaign.model.name, CHALLENGER)
+    for v in campaign.variants:
+        values = scores[arm_score_column(ref, v.name)].to_numpy(dtype=np.float64, copy=True)
+        if canary is not None:
+            column = arm_score_column(challenger, v.name)
+            values[canary] = (
+                scores.loc[canary, column].to_numpy(dtype=np.float64)
+                if column in scores
+                else np.nan
+            )
+        arms[v.name] = values
+    return arms
+
+
 def canary_salt(campaign: Campaign) -> str:
     return f"canary:{campaign.name}"
 
@@ -43,8 +84,9 @@ def campaign_scores(
     scores: pd.DataFrame, campaign: Campaign, canary_share: float
 ) -> CampaignScores | None:
     """The campaign's scores: its model alias, with a salted ``canary_share`` of customers scored
-    by the challenger of the same model when that challenger was scored. None if its model is
-    unavailable."""
+    by the challenger of the same model when that challenger was scored, and for a campaign with
+    variants each variant's arm uplift. None if its model is unavailable; raises
+    :class:`VariantScoreError` when a variant is not an arm of the model."""
     ref = model_ref(campaign.model.name, campaign.model.alias)
     if score_column(ref) not in scores.columns:
         return None
@@ -52,6 +94,7 @@ def campaign_scores(
     version = scores[version_column(ref)].to_numpy(dtype=object, copy=True)
     scored_by = np.full(len(scores), campaign.model.alias, dtype=object)
     challenger = model_ref(campaign.model.name, CHALLENGER)
+    canary = None
     if (
         canary_share > 0
         and campaign.model.alias == CHAMPION
@@ -61,7 +104,8 @@ def campaign_scores(
         uplift[canary] = scores.loc[canary, score_column(challenger)].to_numpy(dtype=np.float64)
         version[canary] = scores.loc[canary, version_column(challenger)].to_numpy(dtype=object)
         scored_by[canary] = CHALLENGER
-    return CampaignScores(uplift=uplift, model_version=version, scored_by=scored_by)
+    arms = _arm_scores(scores, campaign, ref, canary)
+    return CampaignScores(uplift=uplift, model_version=version, scored_by=scored_by, arms=arms)
 
 
 @dataclass
@@ -93,7 +137,11 @@ def decide_campaigns(
     for campaign in campaigns:
         if not campaign.enabled or campaign.is_triggered:
             continue
-        s = campaign_scores(frame, campaign, canary_shares.get(campaign.name, 0.0))
+        try:
+            s = campaign_scores(frame, campaign, canary_shares.get(campaign.name, 0.0))
+        except VariantScoreError as exc:
+            errors[campaign.name] = str(exc)
+            continue
         if s is None:
             ref = model_ref(campaign.model.name, campaign.model.alias)
             errors[campaign.name] = (

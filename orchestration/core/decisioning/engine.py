@@ -27,6 +27,12 @@ Vectorised with numpy over the candidate arrays (no Python loop per customer): 1
     window [start, end) is deferred to the next time it opens, not dropped; a window with
     start > end runs past midnight (22:00-06:00)        -> deferred / quiet_hours
 
+A campaign with ``variants:`` first picks, per customer, the variant with the highest expected
+net value among those whose channel is open (rules 3-5 and 8 on the variant's channel;
+``variants.py``); every rule above then applies to that variant (its channel, its uplift, its
+value), so holdout and global control are the same customers as for a one-message campaign. The
+decision records the variant, its template and the runner-up's value.
+
 One customer's bad row never stops the others: an unknown time zone excludes that customer
 (rule 2) instead of raising for every campaign.
 """
@@ -43,6 +49,7 @@ import pandas as pd
 from orchestration.core.common.hashing import in_share
 from orchestration.core.decisioning.campaigns import Campaign
 from orchestration.core.decisioning.policy import Policy, VersionedPolicy
+from orchestration.core.decisioning.variants import VariantChoice, choose_variants
 from orchestration.core.observability.tracing import trace_id_for_run
 
 # to_frame's default: the trace id derived from the run id
@@ -104,6 +111,8 @@ class CampaignScores:
     uplift: np.ndarray
     model_version: np.ndarray  # object array of version strings per row
     scored_by: np.ndarray  # object array: "champion" / "challenger"
+    # a multi-arm model's uplift per variant (arm name), for a campaign with variants
+    arms: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,14 @@ class CampaignDecisions:
         np.ndarray
     )  # position in the campaign's accepted list by value (1-based); NaN if not accepted
     deferred_until: np.ndarray  # datetime64[us] UTC, NaT when not deferred
+    # a campaign with variants: the chosen variant per row (variants.py); None otherwise
+    choice: VariantChoice | None = None
+
+    def channels(self) -> np.ndarray:
+        """The channel per row: the chosen variant's, or the campaign's."""
+        if self.choice is not None:
+            return self.choice.channel
+        return np.full(len(self.decision), self.campaign.channel, dtype=object)
 
 
 @dataclass
@@ -166,11 +183,11 @@ class PolicyDecisions:
                         "run_id": run_id,
                         "trace_id": trace_id,
                         "campaign": c.campaign.name,
-                        "channel": c.campaign.channel,
+                        "channel": c.channels(),
                         "customer_id": self.customer_ids,
                         "decision": pd.Categorical.from_codes(c.decision, DECISIONS),
                         "reason": pd.Categorical.from_codes(c.reason, REASONS),
-                        "predicted_uplift": s.uplift if s is not None else np.full(n, np.nan),
+                        "predicted_uplift": _predicted_uplift(c, s, n),
                         "expected_net_value": c.net_value,
                         "value_rank": c.rank,
                         "model_version": s.model_version if s is not None else np.full(n, None),
@@ -182,6 +199,7 @@ class PolicyDecisions:
                         "decided_at": pd.Timestamp(self.decided_at),
                         "deferred_until": pd.to_datetime(c.deferred_until, utc=True),
                         "dry_run": dry_run or c.campaign.dry_run,
+                        **variant_columns(c, n),
                     }
                 )
             )
@@ -191,6 +209,28 @@ class PolicyDecisions:
         for column in ("decision", "reason"):
             frame[column] = frame[column].astype(str)
         return frame
+
+
+def _predicted_uplift(c: CampaignDecisions, s: CampaignScores | None, n: int) -> np.ndarray:
+    if c.choice is not None:
+        return c.choice.uplift
+    return s.uplift if s is not None else np.full(n, np.nan)
+
+
+def variant_columns(c: CampaignDecisions, n: int) -> dict[str, np.ndarray]:
+    """The decision's variant columns: the chosen variant, its template and the runner-up's
+    expected net value (None / NaN for a campaign without variants)."""
+    if c.choice is None:
+        return {
+            "variant": np.full(n, None, dtype=object),
+            "template": np.full(n, None, dtype=object),
+            "runner_up_value": np.full(n, np.nan),
+        }
+    return {
+        "variant": c.choice.name,
+        "template": c.choice.template,
+        "runner_up_value": c.choice.runner_up_value,
+    }
 
 
 # --- rule helpers ---------------------------------------------------------------------------
@@ -386,35 +426,32 @@ def evaluate(
     invalid = zones.invalid
     history = ContactHistory.prepare(inputs.contact_history, ids, decided_at)
     over_daily = history.counts(n, 1, None) >= policy.max_messages_per_customer_per_day
-    cap_cache: dict[str, np.ndarray] = {}
 
+    blocks = ChannelBlocks(candidates, policy, history)
     results: list[CampaignDecisions] = []
     values = np.full((k, n), -np.inf)
     for i, campaign in enumerate(campaigns):
-        channel = campaign.channel
         scores = inputs.scores[campaign.name]
         reason = np.zeros(n, dtype=np.int8)
+        choice = _variant_choice(campaign, scores, blocks)
+        channel = choice.channel if choice is not None else campaign.channel
+        uplift = choice.uplift if choice is not None else scores.uplift
 
         def mark(mask: np.ndarray, code: int, reason: np.ndarray = reason) -> None:
             reason[(reason == 0) & mask] = code
 
         mark(control, R["global_control"])
         mark(invalid, R["invalid_customer_data"])
-        mark(~candidates[f"is_{channel}_opted_in"].to_numpy(dtype=bool), R["no_consent_on_channel"])
-        mark(candidates[f"is_{channel}_suppressed"].to_numpy(dtype=bool), R["suppressed"])
-        mark(
-            ~candidates[f"is_{channel}_reachable"].to_numpy(dtype=bool),
-            R["no_verified_contact_point"],
-        )
+        mark(blocks.rows(channel, "no_consent_on_channel"), R["no_consent_on_channel"])
+        mark(blocks.rows(channel, "suppressed"), R["suppressed"])
+        mark(blocks.rows(channel, "no_verified_contact_point"), R["no_verified_contact_point"])
         mark(~_eligible(candidates, campaign, decided_at), R["not_eligible"])
-        mark(np.isnan(scores.uplift), R["missing_score"])
-        if channel not in cap_cache:
-            cap_cache[channel] = _capped(policy, history, n, channel)
-        mark(cap_cache[channel], R["frequency_cap"])
+        mark(np.isnan(uplift), R["missing_score"])
+        mark(blocks.rows(channel, "frequency_cap"), R["frequency_cap"])
         mark(over_daily, R["daily_message_limit"])
-        value = net_value(campaign, scores.uplift)
+        value = choice.value if choice is not None else net_value(campaign, uplift)
         with np.errstate(invalid="ignore"):
-            not_worth = (value <= 0) | (scores.uplift <= campaign.min_predicted_uplift)
+            not_worth = (value <= 0) | (uplift <= campaign.min_predicted_uplift)
         mark(not_worth, R["not_worth_sending"])
         open_ = reason == 0
         values[i, open_] = value[open_]
@@ -423,22 +460,32 @@ def evaluate(
                 campaign=campaign,
                 decision=np.full(n, EXCLUDED, dtype=np.int8),
                 reason=reason,
-                net_value=np.where(np.isnan(scores.uplift), np.nan, value),
+                net_value=np.where(np.isnan(uplift), np.nan, value),
                 rank=np.full(n, np.nan),
                 deferred_until=np.full(n, np.datetime64("NaT"), dtype="datetime64[us]"),
+                choice=choice,
             )
         )
 
     _arbitrate(results, values, ids, sent_today)
 
     deferrals: dict[str, np.ndarray] = {}
-    for result in results:
-        channel = result.campaign.channel
+
+    def deferral_on(channel: str) -> np.ndarray:
         if channel not in deferrals:
             deferrals[channel] = quiet_hours_deferral(
                 candidates["time_zone"], decided_at, policy, channel, zones
             )
-        deferral = deferrals[channel]
+        return deferrals[channel]
+
+    for result in results:
+        if result.choice is None:
+            deferral = deferral_on(result.campaign.channel)
+        else:
+            deferral = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+            for channel in result.campaign.channels:
+                on = result.choice.channel == channel
+                deferral[on] = deferral_on(channel)[on]
         result.decision[result.reason == R["global_control"]] = CONTROL
         selected = result.reason == R["selected_top_uplift"]
         deferred = selected & ~np.isnat(deferral)
@@ -455,6 +502,51 @@ def evaluate(
         campaigns=results,
         scores=dict(inputs.scores),
     )
+
+
+class ChannelBlocks:
+    """Per channel, which candidates a message may not reach (the channel rules 3-5 and 8),
+    computed once per channel; ``rows`` selects by a per-row channel for variant campaigns."""
+
+    RULES = ("no_consent_on_channel", "suppressed", "no_verified_contact_point", "frequency_cap")
+
+    def __init__(self, candidates: pd.DataFrame, policy: Policy, history: ContactHistory):
+        self.candidates, self.policy, self.history = candidates, policy, history
+        self._cache: dict[str, dict[str, np.ndarray]] = {}
+
+    def on(self, channel: str) -> dict[str, np.ndarray]:
+        if channel not in self._cache:
+            c, n = self.candidates, len(self.candidates)
+            self._cache[channel] = {
+                "no_consent_on_channel": ~c[f"is_{channel}_opted_in"].to_numpy(dtype=bool),
+                "suppressed": c[f"is_{channel}_suppressed"].to_numpy(dtype=bool),
+                "no_verified_contact_point": ~c[f"is_{channel}_reachable"].to_numpy(dtype=bool),
+                "frequency_cap": _capped(self.policy, self.history, n, channel),
+            }
+        return self._cache[channel]
+
+    def open_on(self, channel: str) -> np.ndarray:
+        blocked = self.on(channel)
+        return ~np.logical_or.reduce([blocked[rule] for rule in self.RULES])
+
+    def rows(self, channel: str | np.ndarray, rule: str) -> np.ndarray:
+        if isinstance(channel, str):
+            return self.on(channel)[rule]
+        out = np.zeros(len(channel), dtype=bool)
+        for name in pd.unique(channel):
+            here = channel == name
+            out[here] = self.on(str(name))[rule][here]
+        return out
+
+
+def _variant_choice(
+    campaign: Campaign, scores: CampaignScores, blocks: ChannelBlocks
+) -> VariantChoice | None:
+    if not campaign.variants:
+        return None
+    if scores.arms is None:
+        raise ValueError(f"campaign {campaign.name} has variants but no per-arm scores")
+    return choose_variants(campaign, scores.arms, ~np.isnan(scores.uplift), blocks.open_on)
 
 
 def _top_by_value(proposers: np.ndarray, value: np.ndarray, needed: int) -> np.ndarray:

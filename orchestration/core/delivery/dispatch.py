@@ -371,7 +371,7 @@ class Gateway:
                 m.customer_id,
                 m.channel,
                 addresses[m.customer_id],
-                template=m.campaign,
+                template=m.template or m.campaign,
                 recipient_ref=recipient_ref(m.customer_id),
                 trace_id=m.trace_id,
             )

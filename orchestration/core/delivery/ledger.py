@@ -67,6 +67,8 @@ create table if not exists deliveries (
     dispatched_at text,
     created_at text not null,
     updated_at text not null,
+    -- the chosen variant's message template (null: the campaign's own message)
+    template text,
     unique (campaign, customer_id, channel, send_date)
 );
 """
@@ -162,6 +164,8 @@ class DueMessage:
     dispatched_at: str | None = None
     # The enqueuing run's trace id (None for rows written before tracing).
     trace_id: str | None = None
+    # A chosen variant's template; None: the campaign's own message (its name).
+    template: str | None = None
 
 
 class SendLedger:
@@ -184,6 +188,8 @@ class SendLedger:
                 self._migrate(con)
             elif columns and "trace_id" not in columns:
                 con.execute("alter table deliveries add column trace_id text")
+            if columns and "dispatched_at" in columns and "template" not in columns:
+                con.execute("alter table deliveries add column template text")
             released = {row[1] for row in con.execute("pragma table_info(releases)")}
             if released and "held" not in released:
                 self._migrate_releases(con, released)
@@ -409,6 +415,11 @@ class SendLedger:
         else:
             not_before = [None] * len(messages)
         trace_id = trace_id_for_run(run_id)
+        templates = (
+            [None if pd.isna(t) else str(t) for t in messages["template"]]
+            if "template" in messages.columns
+            else [None] * len(messages)
+        )
         rows = [
             (
                 idempotency_key(c, cid, ch, send_date),
@@ -422,18 +433,20 @@ class SendLedger:
                 nb,
                 now,
                 now,
+                template,
             )
-            for (c, cid, ch), nb in zip(
+            for (c, cid, ch), nb, template in zip(
                 messages[["campaign", "customer_id", "channel"]].itertuples(index=False),
                 not_before,
+                templates,
                 strict=True,
             )
         ]
         before = con.total_changes
         con.executemany(
             "insert or ignore into deliveries (idempotency_key, campaign, customer_id, channel,"
-            " send_date, run_id, trace_id, status, not_before, created_at, updated_at)"
-            " values (?,?,?,?,?,?,?,?,?,?,?)",
+            " send_date, run_id, trace_id, status, not_before, created_at, updated_at, template)"
+            " values (?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         return con.total_changes - before
@@ -488,7 +501,7 @@ class SendLedger:
                       and (claimed_at is null or claimed_at < ?) {campaign_filter}
                     order by created_at, idempotency_key limit ?)
                 returning idempotency_key, campaign, customer_id, channel, send_date,
-                          dispatched_at, trace_id
+                          dispatched_at, trace_id, template
                 """,
                 params,
             ).fetchall()

@@ -99,23 +99,37 @@ def gate_verdict(
 
 def sendable(decisions: pd.DataFrame, live_campaigns: Iterable[str]) -> pd.DataFrame:
     """The messages a release enqueues: ``send``/``deferred`` rows of live campaigns, with their
-    not-before time (quiet hours), as (campaign, customer_id, channel, not_before)."""
+    not-before time (quiet hours) and template (a chosen variant's; None: the campaign's), as
+    (campaign, customer_id, channel, not_before, template)."""
     live = set(live_campaigns)
     if decisions.empty:
-        return pd.DataFrame(columns=["campaign", "customer_id", "channel", "not_before"])
+        return pd.DataFrame(
+            columns=["campaign", "customer_id", "channel", "not_before", "template"]
+        )
     chosen = decisions[decisions["decision"].isin(SENDABLE) & decisions["campaign"].isin(live)]
     messages = chosen[["campaign", "customer_id", "channel"]].copy()
     messages["not_before"] = (
         pd.to_datetime(chosen["deferred_until"], utc=True) if "deferred_until" in chosen else pd.NaT
     )
+    messages["template"] = (
+        chosen["template"].astype(object).where(chosen["template"].notna(), None)
+        if "template" in chosen
+        else None
+    )
     return messages.sort_values(["campaign", "customer_id", "channel"]).reset_index(drop=True)
 
 
 def decisions_digest(messages: pd.DataFrame) -> str:
-    """SHA-256 over the released messages, order-independent: what exactly was let through."""
+    """SHA-256 over the released messages, order-independent: what exactly was let through
+    (a variant's template too; a message without one hashes as before variants existed)."""
+    templates = messages["template"] if "template" in messages else [None] * len(messages)
     rows = sorted(
-        f"{c}|{int(cid)}|{ch}"
-        for c, cid, ch in messages[["campaign", "customer_id", "channel"]].itertuples(index=False)
+        f"{c}|{int(cid)}|{ch}" + ("" if t is None or pd.isna(t) else f"|{t}")
+        for (c, cid, ch), t in zip(
+            messages[["campaign", "customer_id", "channel"]].itertuples(index=False),
+            templates,
+            strict=True,
+        )
     )
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 

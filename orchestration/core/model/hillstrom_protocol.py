@@ -65,6 +65,13 @@ def protocol_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarr
     """
     validate_hillstrom(df)
     kept = df.loc[df["segment"].isin((TREATED_SEGMENT, CONTROL_SEGMENT))]
+    treatment = (kept["segment"] == TREATED_SEGMENT).to_numpy(dtype=np.int8)
+    y = kept[TARGET].to_numpy(dtype=np.int8)
+    return _features(kept), treatment, y
+
+
+def _features(kept: pd.DataFrame) -> pd.DataFrame:
+    """:data:`FEATURES` of the rows, all numeric (see :func:`protocol_frame`)."""
     X = pd.DataFrame(index=kept.index)
     for column in NUMERIC_FEATURES:
         X[column] = kept[column].astype(np.float64 if column == "history" else np.int64)
@@ -75,9 +82,38 @@ def protocol_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarr
         X[f"zip_code_{ZIP_CODE_NAMES[value]}"] = (kept["zip_code"] == value).astype(np.int8)
     for value in PURCHASE_CHANNELS:
         X[f"channel_{value.lower()}"] = (kept["channel"] == value).astype(np.int8)
-    treatment = (kept["segment"] == TREATED_SEGMENT).to_numpy(dtype=np.int8)
-    y = kept[TARGET].to_numpy(dtype=np.int8)
-    return X[list(FEATURES)], treatment, y
+    return X[list(FEATURES)]
+
+
+def evaluate_three_arms(
+    df: pd.DataFrame,
+    learner: str = "two_model",
+    seed: int = PROTOCOL_SEED,
+    n_boot: int = DEFAULT_N_BOOT,
+    params: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """All three groups as a multi-arm experiment with every Hillstrom feature (the reference
+    for what the pipeline can reach): arms ``womens_email`` and ``mens_email`` against
+    ``control``, a 50/50 split stratified on arm x visit (``seed``), one ``learner`` per arm
+    (``core.model.arms``). Keys as :func:`~orchestration.core.model.arms.evaluate_arms`:
+    ``arm__<arm>__<metric>`` per arm and the best-arm policy's unprefixed ones."""
+    from sklearn.model_selection import train_test_split
+
+    from orchestration.core.model.arms import MultiArmLearner, evaluate_arms
+    from orchestration.core.world.datasets.hillstrom import ARM_NAMES
+
+    validate_hillstrom(df)
+    X = _features(df)
+    arms = df["segment"].map(ARM_NAMES).to_numpy(dtype=object)
+    y = df[TARGET].to_numpy(dtype=np.int8)
+    strata = pd.Series(arms).astype(str) + ":" + pd.Series(y).astype(str)
+    train, test = train_test_split(
+        np.arange(len(y)), test_size=TEST_SIZE, random_state=seed, stratify=strata
+    )
+    model = MultiArmLearner(learner, params, seed=seed).fit(X.iloc[train], arms[train], y[train])
+    per_arm = model.predict_arm_uplift(X.iloc[test])
+    figures = evaluate_arms(y[test], arms[test], per_arm, ks=(UPLIFT_K,), n_boot=n_boot, seed=seed)
+    return {**figures, "n_train": float(len(train)), "n_test": float(len(test))}
 
 
 def protocol_split(

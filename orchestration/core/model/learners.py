@@ -6,6 +6,11 @@
   ``z = y*t + (1-y)*(1-t)``, uplift = ``2 * P(z=1 | x) - 1``. That identity needs
   ``P(t=1) = 1/2``; with unbalanced arms the rows are weighted ``0.5 / P(t=1)`` (treated) and
   ``0.5 / P(t=0)`` (control), which restores it for a randomised experiment (constant propensity).
+* ``x_learner`` (Kunzel, Sekhon, Bickel & Yu 2019): the T-learner's two classifiers, then the
+  imputed effects ``y - mu0(x)`` on the treated and ``mu1(x) - y`` on the control rows, each
+  regressed on the features; uplift = ``g * tau0(x) + (1 - g) * tau1(x)`` with ``g`` the share
+  treated (the constant propensity of a randomised experiment). It borrows strength across
+  arms where one arm's outcome model is noisy.
 * ``response``: the baseline uplift must beat, a plain response model on the treated only,
   score = ``P(y | x, treated)``. It ranks "sure things" first.
 
@@ -29,9 +34,9 @@ from orchestration.settings import prefer_sleeping_openmp_threads
 
 prefer_sleeping_openmp_threads()  # before LightGBM loads libgomp
 
-from lightgbm import LGBMClassifier  # noqa: E402
+from lightgbm import LGBMClassifier, LGBMRegressor  # noqa: E402
 
-LEARNERS: tuple[str, ...] = ("two_model", "class_transformation", "response")
+LEARNERS: tuple[str, ...] = ("two_model", "class_transformation", "response", "x_learner")
 
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "n_estimators": 200,
@@ -306,10 +311,43 @@ class ResponseLearner(_LGBMUpliftLearner):
         return p1[0]
 
 
+class XLearner(_LGBMUpliftLearner):
+    """X-learner: outcome models per arm, then effect models on the imputed effects."""
+
+    name = "x_learner"
+
+    def _regressor(self) -> LGBMRegressor:
+        return LGBMRegressor(**self.params_)
+
+    def _fit(self, X: pd.DataFrame, t: np.ndarray, y: np.ndarray) -> None:
+        treated = t == 1
+        _check_both_classes(y[treated], "the treated arm")
+        _check_both_classes(y[~treated], "the control arm")
+        mu1 = self._classifier().fit(X[treated], y[treated])
+        mu0 = self._classifier().fit(X[~treated], y[~treated])
+        imputed_treated = y[treated] - _p1(mu0, X[treated])
+        imputed_control = _p1(mu1, X[~treated]) - y[~treated]
+        self.tau_treated_ = self._regressor().fit(X[treated], imputed_treated)
+        self.tau_control_ = self._regressor().fit(X[~treated], imputed_control)
+        self.propensity_ = float(treated.mean())
+
+    def _predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self._combine(self.tau_control_.predict(X), self.tau_treated_.predict(X))
+
+    def _classifiers(self) -> list:
+        # the effect regressors: their boosters' predict is the regression value itself
+        return [self.tau_control_, self.tau_treated_]
+
+    def _combine(self, tau_control: np.ndarray, tau_treated: np.ndarray) -> np.ndarray:
+        g = self.propensity_
+        return g * tau_control + (1 - g) * tau_treated
+
+
 _REGISTRY: dict[str, type[_LGBMUpliftLearner]] = {
     "two_model": TwoModelLearner,
     "class_transformation": ClassTransformationLearner,
     "response": ResponseLearner,
+    "x_learner": XLearner,
 }
 
 

@@ -21,6 +21,7 @@ EXPOSURE_COLUMNS = (
     "campaign_id",
     "customer_id",
     "channel",
+    "arm",
     "is_treated",
     "exposed_at",
 )
@@ -29,6 +30,10 @@ EXPOSURE_COLUMNS = (
 def training_entities(exposures: pd.DataFrame, target: str) -> pd.DataFrame:
     """Entity rows for Feast: past exposures with a complete outcome window and their label."""
     needed = set(EXPOSURE_COLUMNS) | {target, "is_outcome_complete"}
+    if "arm" not in exposures.columns:  # a binary experiment written without arm names
+        exposures = exposures.assign(
+            arm=np.where(exposures["is_treated"].astype(bool), "treatment", "control")
+        )
     missing = sorted(needed - set(exposures.columns))
     if missing:
         raise ValueError(f"fct_campaign_exposures lacks columns {missing}")
@@ -112,6 +117,8 @@ class TrainingResult:
     holdout: pd.DataFrame  # customer_id, is_treated, label, predicted_uplift (+ true_uplift)
     params: dict[str, Any] = field(default_factory=dict)
     curve_path: Path | None = None
+    # the treatment arms of a multi-arm model (one learner each vs control); () when binary
+    arms: tuple[str, ...] = ()
 
 
 def train_and_evaluate(
@@ -126,6 +133,7 @@ def train_and_evaluate(
     curve_path: Path | None = None,
 ) -> TrainingResult:
     """Fit ``learner_name`` on the training part and evaluate uplift on the held-out customers."""
+    from orchestration.core.model.arms import is_multi_arm
     from orchestration.core.model.learners import make_learner
     from orchestration.core.model.metrics import (
         evaluate_uplift,
@@ -147,6 +155,10 @@ def train_and_evaluate(
                 f"the {name} split needs treated and control rows, has arms {sorted(arms)}"
             )
 
+    if is_multi_arm(training_set):
+        return _train_multi_arm(
+            train, holdout, feature_columns, learner_name, params, seed, n_boot, curve_path
+        )
     learner = make_learner(learner_name, params, seed=seed)
     learner.fit(
         feature_matrix(train, feature_columns),
@@ -190,4 +202,65 @@ def train_and_evaluate(
         holdout=evaluated,
         params=dict(getattr(learner, "params_", params or {})),
         curve_path=curve_path,
+    )
+
+
+def _train_multi_arm(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    feature_columns: list[str],
+    learner_name: str,
+    params: dict[str, Any] | None,
+    seed: int,
+    n_boot: int,
+    curve_path: Path | None,
+) -> TrainingResult:
+    """One ``learner_name`` per treatment arm vs control (``core.model.arms``); per-arm and
+    best-arm-policy metrics on the held-out customers."""
+    from orchestration.core.model.arms import (
+        MultiArmLearner,
+        evaluate_arms,
+        treatment_arms,
+    )
+    from orchestration.core.model.metrics import plot_qini_curve, qini_curve
+
+    arms = treatment_arms(train["arm"])
+    missing = sorted(set(arms) - set(holdout["arm"].unique()))
+    if missing:
+        raise ValueError(f"the holdout split has no rows of the treatment arm(s) {missing}")
+    learner = MultiArmLearner(learner_name, params, seed=seed)
+    learner.fit(feature_matrix(train, feature_columns), train["arm"].to_numpy(), train["label"])
+    per_arm = learner.predict_arm_uplift(feature_matrix(holdout, feature_columns))
+    y, arm = holdout["label"].to_numpy(), holdout["arm"].to_numpy(dtype=object)
+    metrics = evaluate_arms(y, arm, per_arm, ks=(0.1, 0.3), n_boot=n_boot, seed=seed)
+    metrics.update(
+        train_rows=float(len(train)),
+        holdout_rows=float(len(holdout)),
+        bootstrap_resamples=float(n_boot),
+        arm_count=float(len(arms)),
+    )
+    evaluated = holdout[["customer_id", "arm", "is_treated", "label"]].copy()
+    evaluated["predicted_uplift"] = per_arm.to_numpy().max(axis=1)
+    for name in arms:
+        evaluated[f"predicted_uplift__{name}"] = per_arm[name].to_numpy()
+    if curve_path is not None:
+        control = arm == "control"
+        curves = {
+            name: qini_curve(
+                y[control | (arm == name)],
+                (arm[control | (arm == name)] == name).astype(np.int8),
+                per_arm[name].to_numpy()[control | (arm == name)],
+            )
+            for name in arms
+        }
+        plot_qini_curve(curves, curve_path)
+    return TrainingResult(
+        learner=learner,
+        learner_name=learner.name,
+        feature_columns=list(feature_columns),
+        metrics={k: float(v) for k, v in metrics.items()},
+        holdout=evaluated,
+        params=dict(learner.params_),
+        curve_path=curve_path,
+        arms=arms,
     )

@@ -82,8 +82,11 @@ def randomized_ate(exposures: pd.DataFrame, outcome: str = "has_converted") -> f
     )
     if done.empty or done["arm"].nunique() < 2:
         return None
-    rates = done.groupby("arm")[outcome].mean()
-    return float(rates["treatment"] - rates["control"])
+    # every named treatment arm against control (a multi-arm test: any message at random)
+    treated = done["arm"] != "control"
+    if treated.all() or not treated.any():
+        return None
+    return float(done.loc[treated, outcome].mean() - done.loc[~treated, outcome].mean())
 
 
 def plot_lift(results: pd.DataFrame, path) -> None:

@@ -41,7 +41,12 @@ if TYPE_CHECKING:
     from orchestration.core.world.attributes import AttributeDeclaration
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "push")
-ARMS: tuple[str, ...] = ("treatment", "control")
+# A randomized arm: ``control`` (not messaged) or any named treatment (``treatment`` in a
+# binary experiment; ``mens_email``, ``womens_email`` in a multi-arm one). Names are identifiers.
+CONTROL_ARM = "control"
+DEFAULT_TREATMENT_ARM = "treatment"
+ARMS: tuple[str, ...] = (DEFAULT_TREATMENT_ARM, CONTROL_ARM)  # the binary experiment's arms
+ARM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 ENGAGEMENT_EVENT_TYPES: tuple[str, ...] = ("open", "click", "dismiss", "session")
 SUPPRESSION_REASONS: tuple[str, ...] = ("hard_bounce", "complaint", "legal_request", "fraud")
 # What an order bought and where it was placed (both optional: null when the source does not say).
@@ -232,10 +237,12 @@ CAMPAIGN_EXPOSURES = RawTable(
     primary_key=("exposure_id",),
     time_column="exposed_at",
     description=(
-        "Past randomized campaigns: who was assigned to treatment (messaged) or control (not), "
-        "on which channel, when. Outcomes are the orders and sessions that follow."
+        "Past randomized campaigns: who was assigned to which arm, on which channel, when: "
+        "'control' (not messaged) or a named treatment ('treatment', or one name per message "
+        "variant of a multi-arm test: lower-case letters, digits, '_'). Outcomes are the orders "
+        "and sessions that follow."
     ),
-    allowed_values=(("channel", CHANNELS), ("arm", ARMS)),
+    allowed_values=(("channel", CHANNELS),),
 )
 
 CUSTOMER_ATTRIBUTES = RawTable(

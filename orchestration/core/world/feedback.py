@@ -185,6 +185,22 @@ def _add_exposures(raw_dir: Path, fb: pd.DataFrame) -> None:
     _write(raw_dir, "campaign_exposures", pd.concat([exposures, new_exposures], ignore_index=True))
 
 
+def _arm_probability(truth: pd.DataFrame, fb: pd.DataFrame) -> np.ndarray:
+    """Each logged exposure's true conversion probability: base for control, base plus the
+    arm's own true uplift for a variant of the variants world (``true_uplift__<arm>``), the
+    treated probability for any other treatment."""
+    rows = truth.loc[fb["customer_id"]]
+    base = rows["base_conversion_probability"].to_numpy()
+    p = rows["treated_conversion_probability"].to_numpy().copy()
+    arms = fb["arm"].to_numpy()
+    for arm in pd.unique(arms):
+        column = f"true_uplift__{arm}"
+        if column in truth.columns:
+            here = arms == arm
+            p[here] = np.clip(base[here] + rows[column].to_numpy()[here], 0.001, 0.999)
+    return np.where(arms == "control", base, p)
+
+
 def apply_feedback(
     raw_dir: Path, ground_truth: pd.DataFrame, feedback: pd.DataFrame, as_of: datetime, seed: int
 ) -> dict[str, int]:
@@ -199,12 +215,8 @@ def apply_feedback(
     fb = fb[fb["customer_id"].isin(truth.index)].reset_index(drop=True)
     if fb.empty:
         return {"exposures": 0, "conversions": 0, "unsubscribes": 0}
-    treated = (fb["arm"] == "treatment").to_numpy()
-    p = np.where(
-        treated,
-        truth.loc[fb["customer_id"], "treated_conversion_probability"].to_numpy(),
-        truth.loc[fb["customer_id"], "base_conversion_probability"].to_numpy(),
-    )
+    treated = (fb["arm"] != "control").to_numpy()
+    p = _arm_probability(truth, fb)
     converted, landed = _replace_window_orders(raw_dir, fb, p, as_of_ts, seed)
     segment = truth.loc[fb["customer_id"], "segment"].to_numpy()
     unsubscribed = _add_unsubscribes(raw_dir, fb, segment, treated, as_of_ts, seed)

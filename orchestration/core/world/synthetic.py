@@ -159,6 +159,20 @@ TREATMENT_SHARE = 0.5
 SEND_HOURS_UTC = (9, 18)  # exposed_at = campaign day + uniform time in [09:00, 18:00) UTC
 
 
+# Two message variants (``WorldSpec(variants=True)``), half of the treated customers each: a
+# discount ``offer`` (the single treatment's effect: persuadables +0.08..+0.25, sleeping dogs
+# negative) and a ``reminder`` that wakes lost causes (+0.06..+0.20, rising with their open and
+# click propensity), barely moves persuadables (+0.01..+0.03) or sure things (0) and annoys
+# sleeping dogs less (-0.02..-0.06). So which variant is best depends on the customer type:
+# offer for persuadables, reminder for lost causes, neither for sleeping dogs.
+VARIANT_ARMS: tuple[str, ...] = ("offer", "reminder")
+# Two messages split the treated rows: the variants world samples every eligible customer and
+# splits them in thirds (offer, reminder, control), so each arm's comparison with control has
+# about the rows of the one-message world's (whose Qini interval clears 0 at 20k customers).
+VARIANT_SAMPLE_SHARE = 1.0
+VARIANT_TREATMENT_SHARE = 2 / 3
+
+
 @dataclass(frozen=True)
 class PastCampaign:
     days_before: int
@@ -186,6 +200,17 @@ GROUND_TRUTH_SCHEMA = pa.schema(
     ]
 )
 GROUND_TRUTH_FILE = "customer_uplift.parquet"
+
+
+def ground_truth_schema(spec: WorldSpec) -> pa.Schema:
+    """The ground truth's columns; the variants world adds each arm's true uplift
+    (``true_uplift__offer``, ``true_uplift__reminder``; ``true_uplift`` is the offer's)."""
+    if not spec.variants:
+        return GROUND_TRUTH_SCHEMA
+    extra = [pa.field(f"true_uplift__{arm}", pa.float64()) for arm in VARIANT_ARMS]
+    return pa.schema([*GROUND_TRUTH_SCHEMA, *extra])
+
+
 WORLD_FILE = "world.json"
 
 # Independent random streams per chunk: changing drift only changes the drift-period draws.
@@ -203,6 +228,13 @@ class WorldSpec:
     history_days: int = (
         520  # 365-day features at the earliest campaign (150 days back) see full history
     )
+    # True: the past campaigns test two message variants (VARIANT_ARMS) against control
+    variants: bool = False
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """The past campaigns' arms, treatments first (``control`` last)."""
+        return (*VARIANT_ARMS, "control") if self.variants else ARMS
 
 
 @dataclass
@@ -413,7 +445,8 @@ class _Latent(NamedTuple):
     session_rate: np.ndarray
     amount_mean: np.ndarray
     p0: np.ndarray  # conversion probability in the attribution window without a message
-    p1: np.ndarray  # ... and with one
+    p1: np.ndarray  # ... and with one (the variants world: with the ``offer``)
+    p2: np.ndarray  # ... with the ``reminder`` (the variants world only; no extra draws)
 
 
 class _Reach(NamedTuple):
@@ -497,8 +530,14 @@ def _draw_latent(f: _Frame) -> _Latent:
         default=-(0.05 + 0.10 * _sigmoid(z_dismiss)),  # sleeping dogs
     )
     p1 = np.clip(p0 + tau, 0.001, 0.999)
+    tau_reminder = np.select(
+        [seg == _SEG["persuadable"], seg == _SEG["lost_cause"], seg == _SEG["sleeping_dog"]],
+        [0.01 + 0.02 * u, 0.06 + 0.14 * _sigmoid(z_eng), -(0.02 + 0.04 * _sigmoid(z_dismiss))],
+        default=0.0,
+    )
+    p2 = np.clip(p0 + tau_reminder, 0.001, 0.999)
     return _Latent(
-        seg, order_rate, open_rate, click_rate, dismiss_rate, session_rate, amount_mean, p0, p1
+        seg, order_rate, open_rate, click_rate, dismiss_rate, session_rate, amount_mean, p0, p1, p2
     )
 
 
@@ -654,16 +693,26 @@ def _past_campaigns(
             & reach.verified[k]
             & ~suppressed.at_send(k, send_at)
         )
-        sampled = eligible & (rng.random(n) < CAMPAIGN_SAMPLE_SHARE)
-        treated = rng.random(n) < TREATMENT_SHARE
+        variants = f.spec.variants
+        sampled = eligible & (
+            rng.random(n) < (VARIANT_SAMPLE_SHARE if variants else CAMPAIGN_SAMPLE_SHARE)
+        )
+        treated = rng.random(n) < (VARIANT_TREATMENT_SHARE if variants else TREATMENT_SHARE)
+        # the variants world: half the treated get the second variant (a draw only there, so
+        # the default world's bytes do not change)
+        second = (rng.random(n) < 0.5) & treated if f.spec.variants else np.zeros(n, bool)
         idx = np.flatnonzero(sampled)
         t_idx = treated[idx]
+        s_idx = second[idx]
         starts = send_at[idx]
-        converted = rng_conv.random(idx.size) < np.where(t_idx, p1[idx], p0[idx])
+        p_treated = np.where(s_idx, latent.p2[idx], p1[idx])
+        converted = rng_conv.random(idx.size) < np.where(t_idx, p_treated, p0[idx])
         conv_idx.append(idx[converted])
         conv_at.append(_uniform_times(rng_conv, starts[converted], starts[converted] + window))
         window_start[c_i, idx] = starts
-        ex_parts.append((idx, np.full(idx.size, c_i), np.where(t_idx, 0, 1), starts))
+        # codes into spec.arms: (treatment, control), or (offer, reminder, control)
+        codes = np.where(t_idx, 0, 1) if not f.spec.variants else np.where(t_idx, s_idx * 1, 2)
+        ex_parts.append((idx, np.full(idx.size, c_i), codes, starts))
         campaign_stats.append(
             {
                 "exposures": int(idx.size),
@@ -682,7 +731,7 @@ def _past_campaigns(
             _strings(ex_campaign, campaign_ids),
             pa.array(f.cust[ex_idx]),
             _strings(campaign_channels[ex_campaign], CHANNELS),
-            _strings(ex_arm, ARMS),
+            _strings(ex_arm, f.spec.arms),
             _ts(ex_at),
         ],
         schema=CAMPAIGN_EXPOSURES.schema,
@@ -802,8 +851,13 @@ def _customers_and_truth(
             pa.array(latent.p0),
             pa.array(latent.p1),
             pa.array(latent.p1 - latent.p0),
+            *(
+                [pa.array(latent.p1 - latent.p0), pa.array(latent.p2 - latent.p0)]
+                if f.spec.variants
+                else []
+            ),
         ],
-        schema=GROUND_TRUTH_SCHEMA,
+        schema=ground_truth_schema(f.spec),
     )
     return customers, truth
 
@@ -977,7 +1031,7 @@ def generate_world(
         for table in tables:
             writers[table.name] = _AtomicParquet(raw_dir / table.file_name, table.schema)
         writers["_truth"] = _AtomicParquet(
-            ground_truth_dir / GROUND_TRUTH_FILE, GROUND_TRUTH_SCHEMA
+            ground_truth_dir / GROUND_TRUTH_FILE, ground_truth_schema(spec)
         )
         counters = _Counters()
         for chunk, first in enumerate(range(0, spec.customers, CHUNK_CUSTOMERS)):
@@ -1012,6 +1066,7 @@ def generate_world(
         "chunk_customers": CHUNK_CUSTOMERS,
         "attribution_window_days": ATTRIBUTION_WINDOW_DAYS,
         "campaign_sample_share": CAMPAIGN_SAMPLE_SHARE,
+        "arms": list(spec.arms),
         "segments": [asdict(s) for s in SEGMENTS],
         "attributes": list(attributes.names),
         "campaigns": campaigns,

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from orchestration.core.world.contract import (
+    ARM_NAME_PATTERN,
+    CAMPAIGN_EXPOSURES,
     CUSTOMER_ATTRIBUTES,
     CUSTOMERS,
     OPTIONAL_TABLES,
@@ -350,6 +352,13 @@ class _Checker:
                     f"{_show(value)} at {where}; attribute '{name}' is declared boolean in "
                     f"{self.attributes.source}: export true/false (or 1/0, null when unknown)"
                 )
+            elif kind == "arm":
+                self.add(
+                    f"column '{name}' has {count:,} arm name(s) that are not identifiers, e.g. "
+                    f"{_show(value)} at {where}; an arm is 'control' or a treatment's name in "
+                    "lower-case letters, digits and '_' (e.g. treatment, womens_email): rename "
+                    "them when you export the table"
+                )
             elif kind == "amount":
                 self.add(
                     f"column '{name}' has {count:,} negative or non-finite value(s) (NaN or "
@@ -374,6 +383,10 @@ class _Checker:
             if unknown:
                 values = ", ".join(_sql_string(v) for v in unknown)
                 checks.append(("zone", "time_zone", f'"time_zone" IN ({values})'))
+        if self.table.name == CAMPAIGN_EXPOSURES.name and "arm" in usable:
+            pattern = _sql_string(ARM_NAME_PATTERN)
+            bad_arm = f'"arm" IS NOT NULL AND NOT regexp_full_match("arm", {pattern})'
+            checks.append(("arm", "arm", bad_arm))
         if self.table.name == ORDERS.name and "amount" in usable:
             bad = '"amount" < 0 OR NOT isfinite(CAST("amount" AS DOUBLE))'
             checks.append(("amount", "amount", f'"amount" IS NOT NULL AND ({bad})'))

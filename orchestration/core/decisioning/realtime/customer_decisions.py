@@ -7,12 +7,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from orchestration.core.decisioning.campaigns import Campaign
 from orchestration.core.decisioning.decide import (
+    VariantScoreError,
     campaign_scores,
 )
 from orchestration.core.decisioning.engine import (
@@ -25,9 +27,11 @@ from orchestration.core.decisioning.engine import (
     R,
     evaluate,
     net_value,
+    variant_columns,
 )
 from orchestration.core.decisioning.policy import VersionedPolicy
 from orchestration.core.decisioning.realtime.reasons import API_RUN_ID
+from orchestration.core.decisioning.variants import VariantChoice
 
 
 def decide_customers(
@@ -63,7 +67,10 @@ def decide_customers(
     per: dict[str, CampaignScores] = {}
     for campaign in campaigns:
         if campaign.enabled:
-            s = campaign_scores(frame, campaign, shares.get(campaign.name, 0.0))
+            try:
+                s = campaign_scores(frame, campaign, shares.get(campaign.name, 0.0))
+            except VariantScoreError:  # the batch reports it; here it is left out like a
+                continue  # campaign whose model is not loaded
             if s is not None:
                 per[campaign.name] = s
     live = [c for c in campaigns if c.name in per and not c.dry_run]
@@ -99,12 +106,15 @@ def _decide_independently(
     # nobody competes with another customer for a place
     room = {c.name: c.send_cap - n for c in selected}
     cut = {c.name: np.zeros(n, dtype=bool) for c in selected}
+    uncut: dict[str, Any] = {}  # the first (nobody cut) evaluation's variant choices
     for _ in range(len(selected) + 1):
         scores = {
             name: replace(s, uplift=np.where(cut[name], np.nan, s.uplift))
             for name, s in per.items()
         }
         result = evaluate(PolicyInputs(frame, scores, history, decided_at), selected, policy, room)
+        if not uncut:
+            uncut = {c.campaign.name: c.choice for c in result.campaigns}
         moved = False
         for c in result.campaigns:
             with np.errstate(invalid="ignore"):
@@ -120,10 +130,25 @@ def _decide_independently(
         below = cut[c.campaign.name]
         c.decision[below] = EXCLUDED
         c.reason[below] = R["outside_send_cap"]
-        c.net_value[below] = net_value(c.campaign, per[c.campaign.name].uplift)[below]
+        first = uncut.get(c.campaign.name)
+        if first is None:
+            c.net_value[below] = net_value(c.campaign, per[c.campaign.name].uplift)[below]
+        else:  # the variant it would have had, and its value, as if nobody was cut
+            c.choice = _restore(c.choice, first, below)
+            c.net_value[below] = first.value[below]
         c.deferred_until[below] = np.datetime64("NaT")
         c.rank[:] = np.nan
     return _frame(result, dry_run)
+
+
+def _restore(choice: VariantChoice, first: VariantChoice, rows: np.ndarray) -> VariantChoice:
+    """``choice`` with ``rows`` taken from ``first``."""
+    fields = {}
+    for name in ("name", "template", "channel", "uplift", "value", "runner_up_value"):
+        values = getattr(choice, name).copy()
+        values[rows] = getattr(first, name)[rows]
+        fields[name] = values
+    return VariantChoice(**fields)
 
 
 _DECISION_NAMES = np.array(DECISIONS, dtype=object)
@@ -140,17 +165,18 @@ def _frame(result: PolicyDecisions, dry_run: bool) -> pd.DataFrame:
         parts.append(
             {
                 "campaign": np.full(n, c.campaign.name, dtype=object),
-                "channel": np.full(n, c.campaign.channel, dtype=object),
+                "channel": c.channels(),
                 "customer_id": result.customer_ids,
                 "decision": _DECISION_NAMES[c.decision],
                 "reason": _REASON_NAMES[c.reason],
-                "predicted_uplift": s.uplift,
+                "predicted_uplift": s.uplift if c.choice is None else c.choice.uplift,
                 "expected_net_value": c.net_value,
                 "value_rank": c.rank,
                 "model_version": s.model_version,
                 "scored_by": s.scored_by,
                 "deferred_until": c.deferred_until,
                 "dry_run": np.full(n, dry_run or c.campaign.dry_run),
+                **variant_columns(c, n),
             }
         )
     if not parts:
@@ -170,6 +196,7 @@ def _frame(result: PolicyDecisions, dry_run: bool) -> pd.DataFrame:
             "decided_at": pd.Timestamp(result.decided_at),
             "deferred_until": pd.DatetimeIndex(columns["deferred_until"], tz="UTC"),
             "dry_run": columns["dry_run"],
+            **{k: columns[k] for k in ("variant", "template", "runner_up_value")},
         }
     )
     return frame

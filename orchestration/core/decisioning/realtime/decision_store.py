@@ -41,7 +41,10 @@ create table if not exists api_decisions (
     answer text not null,
     trigger_event text,
     trace_id text,
-    features text
+    features text,
+    variant text,
+    template text,
+    runner_up_value real
 );
 create index if not exists api_decisions_customer on api_decisions (customer_id, decided_on);
 """
@@ -73,7 +76,19 @@ STORE_COLUMNS = (
     "trigger_event",
     "trace_id",
     "features",
+    "variant",
+    "template",
+    "runner_up_value",
 )
+# columns added after the first stores were written (added to an older store on open)
+_ADDED_COLUMNS = {
+    "trigger_event": "text",  # triggered campaigns
+    "trace_id": "text",  # tracing
+    "features": "text",  # the feature values each decision read
+    "variant": "text",  # variant decisions
+    "template": "text",
+    "runner_up_value": "real",
+}
 
 
 def store_path(settings: Settings) -> Path:
@@ -104,12 +119,9 @@ class ApiDecisionStore:
         self._con.execute("pragma synchronous=normal")
         self._con.executescript(STORE_SCHEMA)
         columns = {row[1] for row in self._con.execute("pragma table_info(api_decisions)")}
-        if "trigger_event" not in columns:  # a store written before triggered campaigns
-            self._con.execute("alter table api_decisions add column trigger_event text")
-        if "trace_id" not in columns:  # a store written before tracing
-            self._con.execute("alter table api_decisions add column trace_id text")
-        if "features" not in columns:  # a store written before the features were kept
-            self._con.execute("alter table api_decisions add column features text")
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in columns:
+                self._con.execute(f"alter table api_decisions add column {column} {kind}")
         self._lock = threading.Lock()
 
     def get(self, request_id: str) -> tuple[str, dict[str, Any]] | None:

@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 
 from orchestration.core.decisioning.decide import (
+    arm_score_column,
     model_ref,
     score_column,
     version_column,
 )
+from orchestration.core.decisioning.scoring import arm_learner, best_offered
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class Scorer:
     alias: str
     version: str
     predict: Callable[[pd.DataFrame], np.ndarray]
+    # a multi-arm model's uplift per arm (one column each); None for a binary model
+    predict_arms: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+    arms: tuple[str, ...] = ()
+    offered: tuple[str, ...] = ()  # the arms the champion gate offers (gates.usable_arms)
 
     @property
     def ref(self) -> str:
@@ -59,6 +66,20 @@ def pyfunc_predictor(model: Any) -> Callable[[pd.DataFrame], np.ndarray]:
     return predict
 
 
+def pyfunc_arm_predictor(model: Any) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
+    """The multi-arm learner's per-arm uplift on the float64 feature matrix, as the batch's
+    ``scoring.arm_uplift`` computes it; None for a binary model."""
+    learner = arm_learner(model)
+    if learner is None:
+        return None
+    columns = list(model.unwrap_python_model().feature_columns)
+
+    def predict(x: pd.DataFrame) -> pd.DataFrame:
+        return learner.predict_arm_uplift(x if list(x.columns) == columns else x[columns])
+
+    return predict
+
+
 def _float_matrix(features: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``training.feature_matrix`` (floats, booleans 0/1, missing NaN) without a conversion per
     column when the values are numbers already."""
@@ -85,6 +106,17 @@ def score_frame(
         uplift = np.full(len(features), np.nan)
         if has_features.any():
             uplift[has_features] = scorer.predict(matrix)
+        if scorer.predict_arms is not None:  # as the batch: scoring.arm_uplift, best_offered
+            per_arm = scorer.predict_arms(matrix) if has_features.any() else None
+            arms = {}
+            for arm in scorer.arms:
+                values = np.full(len(features), np.nan)
+                if per_arm is not None and arm in scorer.offered:
+                    values[has_features] = per_arm[arm].to_numpy(dtype=np.float64)
+                arms[arm] = values
+            uplift = best_offered(arms)
+            for arm, values in arms.items():
+                out[arm_score_column(scorer.ref, arm)] = values
         out[score_column(scorer.ref)] = uplift
         out[version_column(scorer.ref)] = np.full(len(features), scorer.version, dtype=object)
     return pd.DataFrame(out)

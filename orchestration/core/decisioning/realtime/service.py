@@ -390,7 +390,7 @@ class DecisionService:
             "request_id": request.request_id,
             "customer_id": int(request.customer_id),
             "campaign": campaign.name,
-            "channel": campaign.channel,
+            "channel": str(row["channel"]) if row is not None else campaign.channel,
             "decision": decision,
             "reason": reason,
             "reason_text": reason_text(reason),
@@ -406,6 +406,7 @@ class DecisionService:
             "release": state.release.run_id if state.release else None,
             "decided_at": pd.Timestamp(decided_at).isoformat(),
             "deferred_until": _iso_or_none(row["deferred_until"]) if row is not None else None,
+            **_variant_answer(row),
             "dry_run": bool(campaign.dry_run),
             "replayed": False,
             "latency_ms": {k: round(v, 3) for k, v in latency.items()},
@@ -428,6 +429,9 @@ class DecisionService:
             **self._row(request, answer, row),
             "trigger_event": event,
             "trace_id": answer["trace_id"],
+            "variant": answer["variant"],
+            "template": answer["template"],
+            "runner_up_value": answer["runner_up_value"],
             # the inputs of the decision, for `campaign explain` (stored, not answered)
             "features": None if features is None else answer_json(features),
         }
@@ -544,6 +548,20 @@ class DecisionService:
         self.tracer.close()  # exports the spans still queued
         self.store.close()
         self.ledger.close()
+
+
+def _variant_answer(row: Mapping | None) -> dict[str, Any]:
+    """The chosen variant, its template and the runner-up's value (None without variants)."""
+
+    def text(key: str) -> str | None:
+        value = row.get(key) if row is not None else None
+        return None if value is None or pd.isna(value) else str(value)
+
+    return {
+        "variant": text("variant"),
+        "template": text("template"),
+        "runner_up_value": _number(row.get("runner_up_value")) if row is not None else None,
+    }
 
 
 def _number(value: Any) -> float | None:

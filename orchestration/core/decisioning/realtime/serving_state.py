@@ -23,8 +23,13 @@ from orchestration.core.decisioning.realtime.ledger_reader import (
     standing_release,
 )
 from orchestration.core.decisioning.realtime.online_reads import FeatureReader, feature_reader
-from orchestration.core.decisioning.realtime.online_scoring import Scorer, pyfunc_predictor
+from orchestration.core.decisioning.realtime.online_scoring import (
+    Scorer,
+    pyfunc_arm_predictor,
+    pyfunc_predictor,
+)
 from orchestration.core.decisioning.realtime.timestamps import file_stamp
+from orchestration.core.decisioning.scoring import arm_learner, offered_arms
 from orchestration.settings import Settings
 
 
@@ -246,7 +251,7 @@ class StateLoader:
             except Exception as exc:  # noqa: BLE001 - reported; its campaigns are unavailable
                 problems.append(f"model {ref}: {str(exc).splitlines()[0][:300]}")
                 continue
-            out[ref] = Scorer(name, alias, str(version), pyfunc_predictor(model))
+            out[ref] = _scorer(settings, name, alias, str(version), model)
         return out
 
     def _customers(self, previous, problems) -> CustomerRecords | None:
@@ -263,3 +268,25 @@ class StateLoader:
         except Exception as exc:  # noqa: BLE001 - no raw data: every decision is unavailable
             problems.append(f"raw customer data: {str(exc).splitlines()[0][:300]}")
             return None
+
+
+def _scorer(settings: Settings, name: str, alias: str, version: str, model: Any) -> Scorer:
+    """A loaded model version as a Scorer; a multi-arm one with the arms its own evaluation
+    offers (the batch's ``scoring.offered_arms``)."""
+    arms = pyfunc_arm_predictor(model)
+    if arms is None:
+        return Scorer(name, alias, version, pyfunc_predictor(model))
+    from orchestration.core.model.registry import configure
+
+    client = configure(settings)
+    run_id = client.get_model_version(name, version).run_id
+    offered = offered_arms(client.get_run(run_id).data.metrics, settings) or ()
+    return Scorer(
+        name,
+        alias,
+        version,
+        pyfunc_predictor(model),
+        predict_arms=arms,
+        arms=tuple(arm_learner(model).arms_),
+        offered=tuple(offered),
+    )

@@ -245,7 +245,8 @@ class TriggeredCampaigns:
             {
                 "campaign": [campaign.name],
                 "customer_id": [int(answer["customer_id"])],
-                "channel": [campaign.channel],
+                "channel": [answer["channel"]],  # a chosen variant's, else the campaign's
+                "template": [answer.get("template")],
             }
         )
         send_date = answer["decided_at"][:10]

@@ -22,6 +22,10 @@ The protocol (scikit-uplift's Hillstrom tutorial, made reproducible):
 * metrics on the test half: Qini coefficient, AUUC and uplift@30% with percentile bootstrap 95 %
   intervals (resampled within each arm, :func:`~orchestration.core.model.metrics.evaluate_uplift`).
 
+The pipeline itself (:func:`to_raw_contract`) keeps all three groups, as a multi-arm experiment:
+Mens E-Mail and Womens E-Mail are two treatment arms against No E-Mail, each with its own uplift
+model and its own figures on the pipeline's holdout.
+
 uplift@30%: :func:`~orchestration.core.model.hillstrom_protocol.evaluate_protocol` reports both strategies of
 :func:`~orchestration.core.model.metrics.uplift_at_k`: ``uplift_at_30`` is ``strategy="overall"``
 (the project's default and scikit-uplift's: the top 30 % of all test rows, then treated rate
@@ -99,7 +103,7 @@ COLUMNS: tuple[str, ...] = (
 )
 TREATED_SEGMENT = "Womens E-Mail"
 CONTROL_SEGMENT = "No E-Mail"
-OTHER_SEGMENT = "Mens E-Mail"  # a second treatment, not part of the protocol
+OTHER_SEGMENT = "Mens E-Mail"  # a second treatment, not part of the protocol (but of the pipeline)
 SEGMENTS: tuple[str, ...] = (TREATED_SEGMENT, OTHER_SEGMENT, CONTROL_SEGMENT)
 HISTORY_SEGMENTS: tuple[str, ...] = (
     "1) $0 - $100",
@@ -124,7 +128,13 @@ _CLOSED_SETS: dict[str, tuple[str, ...]] = {
 PROTOCOL_SEED = 42  # the seed of the published protocol, also the mapping's default
 
 # --- raw contract mapping -------------------------------------------------------------------
-CAMPAIGN_ID = "hillstrom_womens_email"
+CAMPAIGN_ID = "hillstrom_email"
+# The pipeline keeps all three randomized groups: two treatment arms against one control.
+ARM_NAMES: dict[str, str] = {
+    TREATED_SEGMENT: "womens_email",
+    OTHER_SEGMENT: "mens_email",
+    CONTROL_SEGMENT: "control",
+}
 EXPOSURE_DAYS_BEFORE_AS_OF = 60
 # OUTCOME_WINDOW_DAYS is the raw contract's outcome window: Hillstrom tracked two weeks, the same
 TIME_ZONE = "America/New_York"  # a US retailer; the data has no location beyond zip_code type
@@ -410,8 +420,8 @@ class _Mapped(NamedTuple):
 
 
 def _map_times(df: pd.DataFrame, as_of: datetime, rng: np.random.Generator) -> _Mapped:
-    """Keep the protocol's two arms and draw their pre-period, sign-up and outcome times."""
-    keep = df["segment"].isin((TREATED_SEGMENT, CONTROL_SEGMENT)).to_numpy()
+    """Keep all three arms and draw their pre-period, sign-up and outcome times."""
+    keep = df["segment"].isin(SEGMENTS).to_numpy()
     rows = df.loc[keep]
     ids = np.flatnonzero(keep).astype(np.int64) + 1
     n = len(ids)
@@ -522,7 +532,7 @@ def _campaign_tables(m: _Mapped) -> tuple[pa.Table, pa.Table]:
     """``engagement_events`` (a session per visit) and ``campaign_exposures`` (one per
     customer)."""
     ids, visited, n = m.ids, m.visited, len(m.ids)
-    arm = np.where(m.rows["segment"].to_numpy() == TREATED_SEGMENT, "treatment", "control")
+    arm = m.rows["segment"].map(ARM_NAMES).to_numpy(dtype=object)
     n_sessions = int(visited.sum())
     events = pa.table(
         [
@@ -590,13 +600,13 @@ def to_raw_contract(
     So the whole pipeline (dbt, features, training, targeting) can run on a real campaign. The
     mapping keeps what Hillstrom says and invents only the times it does not give (seeded):
 
-    * only the two protocol arms: Mens E-Mail customers received a different treatment, so
-      their two weeks of outcomes are neither control nor organic behaviour; they are left out
-      of every table. ``customer_id`` is the row's position in ``df`` + 1 (the CSV line), so the
-      ids have gaps where Mens E-Mail rows were;
-    * ``campaign_exposures``: one exposure per customer of campaign ``hillstrom_womens_email`` on
-      email, ``treatment`` for Womens E-Mail and ``control`` for No E-Mail, all at
-      ``as_of - 60 days`` (whole seconds), so the 14-day outcome window is complete at ``as_of``;
+    * all three randomized groups, as a multi-arm experiment: ``customer_id`` is the row's
+      position in ``df`` + 1 (the CSV line);
+    * ``campaign_exposures``: one exposure per customer of campaign ``hillstrom_email`` on
+      email, arm ``womens_email`` for Womens E-Mail, ``mens_email`` for Mens E-Mail and
+      ``control`` for No E-Mail (:data:`ARM_NAMES`), all at ``as_of - 60 days`` (whole
+      seconds), so the 14-day outcome window is complete at ``as_of``. The model learns one
+      uplift per e-mail against the shared control (``core.model.arms``);
     * ``orders``: the pre-period history (the past year's spend ``history``) in the
       ``recency``-th month before the exposure, as one order per purchase the row records (see
       :func:`pre_period_orders`): one per merchandise flag (``category`` mens / womens; "other"
