@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -527,6 +528,14 @@ def prefer_sleeping_openmp_threads() -> None:
     spinning threads on a loaded 2-core machine, 8.1 s with sleeping ones.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def spark_workers_run_this_interpreter() -> None:
+    """Make Spark's Python workers (the scoring UDF, Feast's pandas steps) run this interpreter
+    unless ``PYSPARK_PYTHON`` is set already. pyspark reads the variable when a session starts
+    (default ``python3`` from PATH, which lacks this project's packages unless PATH starts with
+    this environment; the first spark-profile run failed with "No module named 'pandas'")."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 # --- secrets, read at use ----------------------------------------------------------------------
