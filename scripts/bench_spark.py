@@ -90,6 +90,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--root", type=Path, default=PROJECT / "data" / "bench_spark")
     parser.add_argument("--keep", action="store_true", help="keep each run's data directory")
+    parser.add_argument(
+        "--profiles",
+        nargs="+",
+        choices=list(PROFILES),
+        default=list(PROFILES),
+        help="which, in order",
+    )
     args = parser.parse_args()
     master = os.environ.get("CAMPAIGN_SPARK_MASTER", "local[2]")
     print(
@@ -97,8 +104,17 @@ def main() -> None:
         f"Spark master {master}"
     )
     for customers in args.customers:
-        results = {profile: run_profile(profile, customers, args.root) for profile in PROFILES}
-        report(customers, results)
+        results = {}
+        for profile in args.profiles:
+            results[profile] = run_profile(profile, customers, args.root)
+            r = results[profile]
+            print(
+                f"   {customers:,} customers on {profile}: {r['status']}, pipeline "
+                f"{r['wall_seconds']:.1f} s, peak RSS {r['peak_tree_rss_mb']:,} MB",
+                flush=True,
+            )
+        if set(results) == set(PROFILES):
+            report(customers, results)
         if not args.keep:
             for result in results.values():
                 shutil.rmtree(result["data_dir"], ignore_errors=True)
