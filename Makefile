@@ -30,7 +30,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup run test test-all browser redis screenshot ui drift-ui mlflow bench bench-10m bench-online bench-api lint format dbt-build clean services-up services-down services-status servers test-production
+.PHONY: help setup setup-spark java test-spark bench-spark run test test-all browser redis screenshot ui drift-ui mlflow bench bench-10m bench-online bench-api lint format dbt-build clean services-up services-down services-status servers test-production
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,19 +39,31 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Once `make setup-spark` has installed the spark extra, a re-sync keeps it.
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode $(if $(wildcard $(VENV)/.synced-spark),--extra spark) --python $(PYTHON)
 	@touch $@
+
+$(VENV)/.synced-spark: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --compile-bytecode --extra spark --python $(PYTHON)
+	@touch $@ $(VENV)/.synced
 
 setup: $(VENV)/.synced ## create the environment from the lock file (idempotent)
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp $(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
 
+setup-spark: setup $(VENV)/.synced-spark java ## add the spark profile's packages (pyspark, dbt-spark, feast[spark]; ~0.5 GB) and a JDK
+
+java: ## a Java runtime for Spark (Debian's openjdk-17 with apt-get when missing)
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; \
+	  else echo "Spark needs a Java runtime: sudo apt-get install openjdk-17-jre-headless" >&2; exit 1; fi; }
+
 run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=100000; DATASET=hillstrom)
 	$(BIN)/campaign run$(if $(DATASET), --dataset $(DATASET))$(if $(filter hillstrom files,$(DATASET)),, --customers $(CUSTOMERS))
 
 test: setup browser redis lint ## lint, then the test suite (what CI runs)
-	$(BIN)/pytest -m "not slow and not production" -q --durations=20
+	$(BIN)/pytest -m "not slow and not production and not spark" -q --durations=20
 
 browser: ## Debian's Chromium for the UI test (installed with apt-get when missing)
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -69,7 +81,10 @@ screenshot: setup browser ## refresh docs/images/asset_graph.png from the live D
 test-production: setup servers ## the production profile end to end on throwaway Postgres + Redis (~3 min; .ci/run runs it)
 	$(BIN)/pytest -m production -q tests/production
 
-test-all: setup browser servers ## the test suite including slow tests
+test-spark: setup-spark ## the spark profile end to end on local[2] (a 3k world, several minutes) and the scoring parity
+	$(BIN)/pytest -m spark -q tests/spark
+
+test-all: setup setup-spark browser servers ## the test suite including slow tests
 	$(BIN)/pytest -q
 
 ui: setup ## Dagster UI on http://127.0.0.1:3000
@@ -89,6 +104,9 @@ bench: setup ## the pipeline at 100k and 1M: per-stage seconds and rows, peak RS
 
 bench-10m: setup ## the pipeline at 10M customers (15+ min, up to 16 GB), beside its floor
 	$(BIN)/python scripts/bench_pipeline.py --customers 10000000
+
+bench-spark: setup-spark ## DuckDB vs Spark pipeline stages at 1M and 10M customers: seconds and peak RSS (CUSTOMERS_LIST to change)
+	$(BIN)/python scripts/bench_spark.py --customers $(or $(CUSTOMERS_LIST),1000000 10000000)
 
 bench-online: setup redis ## the online store load, stock vs bulk writers, SQLite and Redis, 100k and 1M: seconds, peak RSS, size
 	$(BIN)/python scripts/bench_online_store.py

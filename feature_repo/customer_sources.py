@@ -11,6 +11,10 @@ a scratch Feast registry (the live registry, online store and ``current`` are un
 new batch sources under ``PUBLISHED_FEATURES_DIR`` with the table's file name, or that retrain
 refuses them (a training set mixing versions would be silently wrong).
 
+In the spark profile (``CAMPAIGN_PROFILE=spark``) the same published files are declared as
+``SparkSource``s, the source type Feast's Spark offline store reads (it refuses a ``FileSource``);
+``open_feature_store`` switches the offline store to it.
+
 One source is not a batch table: ``customer_sessions_push``, the push source through which
 ``POST /v1/events`` writes the real-time session features (``customer_sessions_rt``). Its batch
 source is a Parquet file under ``<data>/realtime/`` that only declares the schema: the API pushes
@@ -27,9 +31,12 @@ DATA_DIR = Path(
     os.environ.get("CAMPAIGN_DATA_DIR") or Path(__file__).resolve().parents[1] / "data"
 ).resolve()
 PUBLISHED_FEATURES_DIR = DATA_DIR / "features" / "current"
+SPARK_PROFILE = os.environ.get("CAMPAIGN_PROFILE", "").strip() == "spark"
 
 
-def _published(table: str) -> FileSource:
+def _published(table: str):
+    if SPARK_PROFILE:
+        return _published_for_spark(table)
     return FileSource(
         name=f"{table}_source",
         path=str(PUBLISHED_FEATURES_DIR / f"{table}.parquet"),
@@ -37,6 +44,22 @@ def _published(table: str) -> FileSource:
         timestamp_field="event_timestamp",
         description=f"dbt model {table}, published by the pipeline after its gates passed.",
     )
+
+
+def _published_for_spark(table: str):
+    import warnings
+
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "experimental feature in alpha"
+        return SparkSource(
+            name=f"{table}_source",
+            path=str(PUBLISHED_FEATURES_DIR / f"{table}.parquet"),
+            file_format="parquet",
+            timestamp_field="event_timestamp",
+            description=f"dbt model {table}, published by the pipeline after its gates passed.",
+        )
 
 
 customer_rfm_source = _published("feat_customer_rfm")

@@ -74,6 +74,12 @@ LIBRARY_WARNINGS: tuple[tuple[type[Warning], str, str, str], ...] = (
         r"\s*(Call to deprecated function|Use of deprecated class)",
         "Evidently imports litestar APIs that litestar deprecated",
     ),
+    (
+        RuntimeWarning,
+        r"feast\.infra\.offline_stores\.contrib\.spark_offline_store\.",
+        r"\s*The spark (data source API|offline store) is an experimental feature",
+        "the spark profile uses Feast's Spark offline store, which Feast calls alpha (contrib)",
+    ),
 )
 
 STEP_ENDS = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -88,8 +89,11 @@ ONLINE_STORE_KINDS: tuple[str, ...] = get_args(OnlineStoreKind)
 # SQLite for Dagster, MLflow and the online store); ``production`` puts Dagster's run storage,
 # MLflow's tracking/registry store and the dbt warehouse on Postgres (CAMPAIGN_POSTGRES_URL) and
 # the Feast online store on Redis (CAMPAIGN_REDIS_URL). `scripts/services.sh env` prints both for
-# the servers `make services-up` starts.
-Profile = Literal["local", "production"]
+# the servers `make services-up` starts. ``spark`` builds the warehouse with dbt-spark (session
+# method: pyspark in the dbt process, master CAMPAIGN_SPARK_MASTER, default local[2]), retrieves
+# features through Feast's Spark offline store and scores with mlflow's spark_udf; Dagster,
+# MLflow and the online store stay embedded (SQLite) unless configured otherwise.
+Profile = Literal["local", "production", "spark"]
 PROFILES: tuple[str, ...] = get_args(Profile)
 # The Postgres databases of the production profile (created by scripts/services.sh).
 POSTGRES_DATABASES = ("dagster", "mlflow", "warehouse")
@@ -273,8 +277,15 @@ class Settings(_FromEnvironment):
     gateway_config: ResolvedPath = GATEWAY_CONFIG
     # Public dataset downloads, shared by every data directory (CAMPAIGN_DOWNLOAD_DIR).
     download_dir: ResolvedPath = PROJECT_DIR / "data" / "downloads"
-    # The footing (CAMPAIGN_PROFILE): local (embedded) or production (Postgres + Redis).
+    # The footing (CAMPAIGN_PROFILE): local (embedded), production (Postgres + Redis) or spark.
     profile: Profile = "local"
+    # The spark profile's Spark master (CAMPAIGN_SPARK_MASTER): local[2] runs Spark inside the
+    # process on 2 cores; a cluster is its URL (spark://host:7077). Its warehouse directory
+    # must then be storage every executor reaches (CAMPAIGN_DATA_DIR on a shared file system).
+    spark_master: str = "local[2]"
+    # Memory of the Spark driver JVM (CAMPAIGN_SPARK_DRIVER_MEMORY_GB): with local[N] the
+    # executors run inside it.
+    spark_driver_memory_gb: float = Field(2.0, gt=0)
     # The production profile's Postgres server, without a database
     # (postgresql://user:password@host:port); its databases are POSTGRES_DATABASES.
     postgres_url: Annotated[str | None, BeforeValidator(_postgres_server_url)] = None
@@ -430,9 +441,13 @@ class Settings(_FromEnvironment):
         return postgres_database_url(self.postgres_url, database)
 
     @property
+    def is_spark(self) -> bool:
+        return self.profile == "spark"
+
+    @property
     def dbt_target(self) -> str:
         """The output of dbt_project/profiles.yml the warehouse is built with."""
-        return "postgres" if self.is_production else "dev"
+        return {"production": "postgres", "spark": "spark"}.get(self.profile, "dev")
 
     # --- the code base (not configurable) ------------------------------------------------
     @property
@@ -465,6 +480,16 @@ class Settings(_FromEnvironment):
     def features_dir(self) -> Path:
         """Published feature versions; ``current`` points at the one Feast reads."""
         return self.data_dir / "features"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The spark profile's state: the warehouse directory (``warehouse/<schema>.db/<table>``,
+        the tables dbt-spark builds) and the Hive metastore dbt's session keeps them in."""
+        return self.data_dir / "spark"
+
+    @property
+    def spark_warehouse_dir(self) -> Path:
+        return self.spark_dir / "warehouse"
 
     @property
     def feast_dir(self) -> Path:
@@ -544,6 +569,14 @@ def prefer_sleeping_openmp_threads() -> None:
     spinning threads on a loaded 2-core machine, 8.1 s with sleeping ones.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def spark_workers_run_this_interpreter() -> None:
+    """Make Spark's Python workers (the scoring UDF, Feast's pandas steps) run this interpreter
+    unless ``PYSPARK_PYTHON`` is set already. pyspark reads the variable when a session starts
+    (default ``python3`` from PATH, which lacks this project's packages unless PATH starts with
+    this environment; the first spark-profile run failed with "No module named 'pandas'")."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 # --- secrets, read at use ----------------------------------------------------------------------

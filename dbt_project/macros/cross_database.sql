@@ -35,3 +35,55 @@
 {% macro postgres__epoch_microseconds(timestamp_expression) -%}
     cast(extract(epoch from {{ timestamp_expression }}) * 1000000 as bigint)
 {%- endmacro %}
+
+{% macro spark__arg_max(value_expression, order_by_expressions) -%}
+    max_by({{ value_expression }}, struct({{ order_by_expressions }}))
+{%- endmacro %}
+
+{% macro spark__epoch_microseconds(timestamp_expression) -%}
+    unix_micros({{ timestamp_expression }})
+{%- endmacro %}
+
+
+{#-
+    Type names: DuckDB and Postgres spell an instant `timestamptz`, text `varchar` and a float
+    `double precision`; Spark has `timestamp` (an instant in the session time zone, pinned to
+    UTC), `string` and `double`.
+-#}
+{% macro timestamptz_type() -%}
+    {{ return(adapter.dispatch('timestamptz_type')()) }}
+{%- endmacro %}
+
+{% macro default__timestamptz_type() -%} timestamptz {%- endmacro %}
+
+{% macro spark__timestamptz_type() -%} timestamp {%- endmacro %}
+
+{% macro string_type() -%}
+    {{ return(adapter.dispatch('string_type')()) }}
+{%- endmacro %}
+
+{% macro default__string_type() -%} varchar {%- endmacro %}
+
+{% macro spark__string_type() -%} string {%- endmacro %}
+
+{% macro double_type() -%}
+    {{ return(adapter.dispatch('double_type')()) }}
+{%- endmacro %}
+
+{% macro default__double_type() -%} double precision {%- endmacro %}
+
+{% macro spark__double_type() -%} double {%- endmacro %}
+
+
+{#- A timestamp later than every real one (an open end of a validity interval). -#}
+{% macro timestamp_infinity() -%}
+    {{ return(adapter.dispatch('timestamp_infinity')()) }}
+{%- endmacro %}
+
+{% macro default__timestamp_infinity() -%}
+    cast('infinity' as timestamptz)
+{%- endmacro %}
+
+{% macro spark__timestamp_infinity() -%}
+    timestamp'9999-12-31 23:59:59'
+{%- endmacro %}

@@ -12,7 +12,7 @@
     {%- if as_of is none or (as_of is string and as_of | trim | lower in ['', 'none', 'null']) -%}
         current_timestamp
     {%- else -%}
-        cast('{{ as_of }}' as timestamptz)
+        cast('{{ as_of }}' as {{ timestamptz_type() }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -24,7 +24,16 @@
 
 {#- Midnight UTC of a timestamptz, as a timestamptz, whatever the session time zone. -#}
 {% macro utc_day(timestamp_expression) -%}
+    {{ return(adapter.dispatch('utc_day')(timestamp_expression)) }}
+{%- endmacro %}
+
+{% macro default__utc_day(timestamp_expression) -%}
     ((date_trunc('day', ({{ timestamp_expression }}) at time zone 'UTC')) at time zone 'UTC')
+{%- endmacro %}
+
+{#- Spark has no `at time zone`; its session time zone is pinned to UTC (profiles.yml). -#}
+{% macro spark__utc_day(timestamp_expression) -%}
+    date_trunc('DAY', {{ timestamp_expression }})
 {%- endmacro %}
 
 
@@ -34,5 +43,5 @@
     microsecond digits of present-day timestamps.
 -#}
 {% macro days_between(start_expression, end_expression) -%}
-    (cast({{ epoch_microseconds(end_expression) }} - {{ epoch_microseconds(start_expression) }} as double precision) / 86400000000)
+    (cast({{ epoch_microseconds(end_expression) }} - {{ epoch_microseconds(start_expression) }} as {{ double_type() }}) / 86400000000)
 {%- endmacro %}

@@ -86,7 +86,8 @@ def scoring_features(
     kinds={"mlflow", "parquet"},
     description=(
         "Predicted uplift per customer from every model alias the enabled campaigns use "
-        "(`models:/<name>@champion` by default, and `@challenger` where a campaign runs a canary)."
+        "(`models:/<name>@champion` by default, and `@challenger` where a campaign runs a canary); "
+        "in the spark profile scored by mlflow's spark_udf and written by Spark."
     ),
 )
 def customer_scores(
@@ -104,11 +105,16 @@ def customer_scores(
     features = feature_names(s, FEATURE_SERVICE)
     campaigns = [c for c in load_campaigns(s.campaigns_dir).campaigns.values() if c.enabled]
     refs = wanted_model_refs(campaigns, s.model_name)
-    result = score_with_aliases(s, frame, features, refs)
+    path = s.pipeline_dir / "customer_scores.parquet"
+    if s.is_spark:  # mlflow's spark_udf on the pipeline's Spark session; Spark writes `path`
+        from orchestration.core.decisioning.spark_scoring import score_on_spark
+
+        result = score_on_spark(s, frame, features, refs, path)
+    else:
+        result = score_with_aliases(s, frame, features, refs)
+        result.scores.to_parquet(path, index=False)
     for ref, error in result.unavailable.items():
         context.log.warning(f"model {ref} not scored: {error}")
-    path = s.pipeline_dir / "customer_scores.parquet"
-    result.scores.to_parquet(path, index=False)
     champion_ref = f"{s.model_name}@champion"
     if champion_ref not in result.versions:
         raise RuntimeError(f"no champion version of {s.model_name}; train and register one first")

@@ -53,10 +53,12 @@ def warehouse_models(
     """Build and test the dbt models (one writer of the DuckDB file at a time: pool 'warehouse'),
     as of the pipeline's clock (real time, or the world clock of a simulation), on the profile's
     dbt target. The Postgres target reads its sources from tables, so the raw files are loaded
-    into them first; dbt-duckdb reads the files in place."""
+    into them first; dbt-duckdb reads the files in place, and the Spark target registers them as
+    tables over the files itself (an on-run-start hook)."""
+    from orchestration.core.world.attributes import load_attributes
+
     s = settings.get()
     if s.is_production:
-        from orchestration.core.world.attributes import load_attributes
         from orchestration.core.world.warehouse_load import load_raw_tables
 
         loaded = load_raw_tables(
@@ -66,8 +68,8 @@ def warehouse_models(
             "raw tables loaded into the Postgres warehouse: "
             + ", ".join(f"{t.name} {t.rows}" for t in loaded)
         )
-    from orchestration.core.world.attributes import load_attributes
-
+    if s.is_spark:  # dbt-spark's metastore, warehouse and scratch live here (profiles.yml)
+        (s.spark_dir / "tmp").mkdir(parents=True, exist_ok=True)
     args = ["build", "--target", s.dbt_target, "--threads", str(s.warehouse_threads)]
     dbt_vars = {
         "as_of": s.now().isoformat(),

@@ -30,7 +30,7 @@ consent_events_sequenced as (
                 partition by customer_id, channel
                 order by consented_at, consent_event_id
             ),
-            cast('infinity' as timestamptz)
+            {{ timestamp_infinity() }}
         ) as superseded_at
 
     from consent_events

@@ -38,7 +38,7 @@ unioned as (
 final as (
 
     select
-        cast(snapshot_at as timestamptz) as snapshot_at,
+        cast(snapshot_at as {{ timestamptz_type() }}) as snapshot_at,
         snapshot_at = {{ decision_day() }} as is_decision_day
 
     from unioned

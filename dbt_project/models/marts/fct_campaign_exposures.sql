@@ -103,7 +103,7 @@ final as (
 
         conversions.exposure_id is not null as has_converted,
         cast(coalesce(conversions.count_orders_in_window, 0) as bigint) as count_orders_in_window,
-        cast(coalesce(conversions.revenue_in_window, 0) as double precision) as revenue_in_window,
+        cast(coalesce(conversions.revenue_in_window, 0) as {{ double_type() }}) as revenue_in_window,
         visits.exposure_id is not null as has_visited,
 
         exposure_windows.attribution_window_ends_at <= {{ decision_at() }} as is_outcome_complete

@@ -40,7 +40,7 @@ final as (
 
     select
         customer_id,
-        cast(snapshot_at as timestamptz) as event_timestamp,
+        cast(snapshot_at as {{ timestamptz_type() }}) as event_timestamp,
         is_email_opted_in,
         is_sms_opted_in,
         is_push_opted_in,

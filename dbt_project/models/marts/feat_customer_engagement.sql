@@ -77,7 +77,7 @@ final as (
 
     select
         spine.customer_id,
-        cast(spine.snapshot_at as timestamptz) as event_timestamp,
+        cast(spine.snapshot_at as {{ timestamptz_type() }}) as event_timestamp,
 
         cast(coalesce(engagement_history.count_opens_30d, 0) as bigint) as count_opens_30d,
         cast(coalesce(engagement_history.count_clicks_30d, 0) as bigint) as count_clicks_30d,
@@ -89,11 +89,11 @@ final as (
         cast(coalesce(engagement_history.count_dismisses_90d, 0) as bigint)
             as count_dismisses_90d,
         cast(
-            engagement_history.count_clicks_90d as double precision
+            engagement_history.count_clicks_90d as {{ double_type() }}
         ) / nullif(engagement_history.count_opens_90d, 0) as click_through_rate_90d,
         cast(
             {{ days_between('engagement_history.last_engaged_at', 'spine.snapshot_at') }}
-            as double precision
+            as {{ double_type() }}
         ) as days_since_last_engagement
 
     from spine

@@ -84,9 +84,9 @@ final as (
 
     select
         spine.customer_id,
-        cast(spine.snapshot_at as timestamptz) as event_timestamp,
+        cast(spine.snapshot_at as {{ timestamptz_type() }}) as event_timestamp,
 
-        cast({{ days_between('order_history.last_ordered_at', 'spine.snapshot_at') }} as double precision)
+        cast({{ days_between('order_history.last_ordered_at', 'spine.snapshot_at') }} as {{ double_type() }})
             as days_since_last_order,
         cast(coalesce(order_history.count_orders_30d, 0) as bigint) as count_orders_30d,
         cast(coalesce(order_history.count_orders_90d, 0) as bigint) as count_orders_90d,
@@ -99,10 +99,10 @@ final as (
             as count_orders_web_365d,
         cast(coalesce(order_history.count_orders_phone_365d, 0) as bigint)
             as count_orders_phone_365d,
-        cast(coalesce(order_history.sum_amount_90d, 0) as double precision) as sum_amount_90d,
-        cast(coalesce(order_history.sum_amount_365d, 0) as double precision) as sum_amount_365d,
-        cast(order_history.sum_amount_365d as double precision) / nullif(order_history.count_orders_365d, 0)
-            as avg_order_amount_365d,
+        cast(coalesce(order_history.sum_amount_90d, 0) as {{ double_type() }}) as sum_amount_90d,
+        cast(coalesce(order_history.sum_amount_365d, 0) as {{ double_type() }}) as sum_amount_365d,
+        cast(order_history.sum_amount_365d as {{ double_type() }})
+        / nullif(order_history.count_orders_365d, 0) as avg_order_amount_365d,
         cast(floor({{ days_between('spine.signed_up_at', 'spine.snapshot_at') }}) as bigint)
             as tenure_days
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ class ScoringResult:
     share_positive: dict[str, float] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    path: Path | None = None  # where the scores were written by the scorer (Spark), if it did
 
 
 # Rows per predict call: MLflow's pyfunc checks and converts each input frame against the

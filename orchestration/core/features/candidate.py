@@ -24,6 +24,7 @@ from orchestration.core.features.feast_store import (
     FEATURE_SERVICE,
     TIMESTAMP_COLUMN,
     _import_repo_modules,
+    spark_offline_config,
 )
 from orchestration.core.features.publishing import FeatureVersion
 from orchestration.settings import Settings
@@ -38,22 +39,22 @@ def repoint_file_sources(objects: list[object], published_dir: Path, version_dir
     Returns ``{source name: new path}``. Raises when a feature view would still read a file
     outside the version (a training set mixing versions would be silently wrong).
     """
-    from feast import FeatureView, FileSource, PushSource
+    from feast import FeatureView, PushSource
 
     published_dir, version_dir = Path(published_dir), Path(version_dir)
     moved: dict[str, str] = {}
-    for source in (o for o in objects if isinstance(o, FileSource)):
+    for source in (o for o in objects if _file_options(o) is not None):
         path = Path(source.path)
         if path.parent == published_dir:
             target = version_dir / path.name
             if not target.exists():
                 raise FileNotFoundError(f"feature version {version_dir.name} lacks {path.name}")
-            source.file_options.uri = str(target)
+            _set_path(source, str(target))
             moved[source.name] = str(target)
     stray = {
         view.name: view.batch_source.path
         for view in (o for o in objects if isinstance(o, FeatureView))
-        if isinstance(view.batch_source, FileSource)
+        if _file_options(view.batch_source) is not None
         # a real-time view (written by push, in no feature service) reads no feature version
         and not isinstance(view.stream_source, PushSource)
         and Path(view.batch_source.path).parent != version_dir
@@ -61,6 +62,26 @@ def repoint_file_sources(objects: list[object], published_dir: Path, version_dir
     if stray:
         raise ValueError(f"feature views not reading version {version_dir.name}: {stray}")
     return moved
+
+
+def _file_options(source: object):
+    """The options holding a file source's path: a ``FileSource``'s, or in the spark profile a
+    ``SparkSource``'s over a file; None for any other object."""
+    from feast import FileSource
+
+    if isinstance(source, FileSource):
+        return source.file_options
+    options = getattr(source, "spark_options", None)
+    return options if options is not None and getattr(options, "path", None) else None
+
+
+def _set_path(source: object, path: str) -> None:
+    from feast import FileSource
+
+    if isinstance(source, FileSource):
+        source.file_options.uri = path
+    else:
+        source.spark_options.path = path
 
 
 def _scratch_store(settings: Settings, scratch: Path) -> FeatureStore:
@@ -75,7 +96,7 @@ def _scratch_store(settings: Settings, scratch: Path) -> FeatureStore:
         provider=base.provider,
         registry={"registry_type": "file", "path": str(scratch / "registry.db")},
         online_store={"type": "sqlite", "path": str(scratch / "online_store.db")},
-        offline_store=base.offline_store,
+        offline_store=spark_offline_config(settings) if settings.is_spark else base.offline_store,
         entity_key_serialization_version=base.entity_key_serialization_version,
     )
     return FeatureStore(repo_path=str(repo_dir), config=config)

@@ -34,6 +34,9 @@ def open_feature_store(settings: Settings) -> FeatureStore:
     otherwise, e.g. Redis, is left as configured); ``redis`` replaces it with the bulk-writing
     Redis store of ``redis_online_store.py`` at ``settings.redis_url``. A SQL registry in
     feature_store.yaml is left as configured.
+    The spark profile replaces the offline store with Feast's Spark offline store (contrib) on the
+    pipeline's Spark session, over the same published files (the feature repo declares them as
+    ``SparkSource`` in that profile).
     The production profile defaults to ``redis``; the offline side stays the DuckDB store over
     the published Parquet version (write-audit-publish: Feast must not read a feature table
     before its gates passed, and the warehouse table is rebuilt before they run).
@@ -49,6 +52,9 @@ def open_feature_store(settings: Settings) -> FeatureStore:
         registry.path = str(settings.feast_dir / "registry.db")
     if settings.online_store == "redis":
         config.online_config = redis_online_config(settings)
+    if settings.is_spark:
+        config.offline_config = spark_offline_config(settings)
+        config._offline_store = None  # built from offline_config on first use
     online = config.online_store
     online_type = str(getattr(online, "type", ""))
     if online_type == "sqlite" or online_type.endswith("SqliteOnlineStore"):
@@ -64,6 +70,14 @@ def redis_online_config(settings: Settings) -> dict[str, str]:
     )
 
     return {"type": STORE_TYPE, "connection_string": feast_connection_string(settings.redis_url)}
+
+
+def spark_offline_config(settings: Settings) -> dict[str, object]:
+    """The ``offline_store`` block of the spark profile: Feast's Spark store, our session's
+    configuration (the store reuses the process's session when one is running)."""
+    from orchestration.core.common.spark import spark_conf
+
+    return {"type": "spark", "spark_conf": spark_conf(settings)}
 
 
 def online_store_location(settings: Settings) -> str:

@@ -5,7 +5,10 @@ Which warehouse depends on the profile (``Settings.profile``), never on the call
 - ``local``: dbt-duckdb exports each mart as ``<data>/warehouse/exports/<model>.parquet``, and
   readers read those files (never the DuckDB file, which dbt may be writing);
 - ``production``: dbt-postgres builds the marts as tables in the ``analytics`` schema of the
-  ``warehouse`` database, and readers query them.
+  ``warehouse`` database, and readers query them;
+- ``spark``: dbt-spark builds them as Parquet tables under
+  ``<data>/spark/warehouse/analytics.db/<model>/``, and readers read those directories through
+  the pipeline's Spark session (never through dbt's metastore, which only dbt opens).
 
 Callers name a table (``dim_customers``), optionally the columns and a SQL predicate (the same
 simple SQL works on both), and get a pandas frame. :meth:`Warehouse.export_parquet` copies a table
@@ -174,6 +177,76 @@ class PostgresWarehouse:
         return f"{self.schema}.{name} (Postgres warehouse)"
 
 
+class SparkWarehouse:
+    """The spark profile's warehouse: dbt-spark's tables, read by their directories with Spark.
+
+    ``where`` is Spark SQL (the simple predicates callers write work on all three warehouses).
+    """
+
+    def __init__(self, settings: Settings, schema: str = WAREHOUSE_SCHEMA) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.root = settings.spark_warehouse_dir / f"{schema}.db"
+
+    def _location(self, name: str) -> Path:
+        location = self.root / name
+        if not self.has_table(name):
+            raise WarehouseTableMissing(
+                f"warehouse table {self.describe(name)} is not built ({location} has no data): "
+                "run the dbt build (the pipeline's warehouse step, target spark) first"
+            )
+        return location
+
+    def has_table(self, name: str) -> bool:
+        location = self.root / name
+        return location.is_dir() and any(location.glob("*.parquet"))
+
+    def marts(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.name.startswith(MART_PREFIXES) and self.has_table(p.name)
+        )
+
+    def read_table(
+        self, name: str, columns: Sequence[str] | None = None, where: str | None = None
+    ) -> pd.DataFrame:
+        return self._query(name, columns, where)
+
+    def _query(
+        self,
+        name: str,
+        columns: Sequence[str] | None,
+        where: str | None,
+        order_by: Sequence[str] = (),
+    ) -> pd.DataFrame:
+        from orchestration.core.common.spark import spark_session
+
+        frame = spark_session(self.settings).read.parquet(str(self._location(name)))
+        if where:
+            frame = frame.where(where)
+        if columns:
+            frame = frame.select(*columns)
+        if order_by:
+            frame = frame.orderBy(*order_by)
+        return _microsecond_timestamps(frame.toPandas())
+
+    def export_parquet(self, name: str, path: Path) -> None:
+        """The table as one Parquet file, rows in key order (equal content, equal bytes)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = self._query(name, None, "false").columns.tolist()
+        keys = [c for c in ("customer_id", "event_timestamp") if c in columns] or columns[:1]
+        frame = self._query(name, None, None, order_by=keys)
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+    def describe(self, name: str) -> str:
+        return f"{self.schema}.{name} (Spark warehouse, {self.root / name})"
+
+
 def _microsecond_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
     """Timestamps as the Parquet exports carry them: UTC, microseconds."""
     for column in frame.columns:
@@ -190,4 +263,6 @@ def open_warehouse(settings: Settings) -> Warehouse:
     """The warehouse of the configured profile."""
     if settings.is_production:
         return PostgresWarehouse(settings.postgres_database("warehouse"))
+    if settings.is_spark:
+        return SparkWarehouse(settings)
     return ParquetExports(settings.exports_dir)

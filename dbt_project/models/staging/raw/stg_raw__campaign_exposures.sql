@@ -12,15 +12,15 @@ renamed as (
 
         ----------  ids
         cast(exposure_id as bigint) as exposure_id,
-        cast(campaign_id as varchar) as campaign_id,
+        cast(campaign_id as {{ string_type() }}) as campaign_id,
         cast(customer_id as bigint) as customer_id,
 
         ---------- text
-        cast(channel as varchar) as channel,
-        cast(arm as varchar) as arm,
+        cast(channel as {{ string_type() }}) as channel,
+        cast(arm as {{ string_type() }}) as arm,
 
         ---------- timestamps
-        cast(exposed_at as timestamptz) as exposed_at
+        cast(exposed_at as {{ timestamptz_type() }}) as exposed_at
 
     from source
 

@@ -15,14 +15,14 @@ renamed as (
         cast(customer_id as bigint) as customer_id,
 
         ---------- text
-        cast(channel as varchar) as channel,
-        cast(source as varchar) as consent_source,
+        cast(channel as {{ string_type() }}) as channel,
+        cast(source as {{ string_type() }}) as consent_source,
 
         ---------- booleans
         cast(is_opted_in as boolean) as is_opted_in,
 
         ---------- timestamps
-        cast(consented_at as timestamptz) as consented_at
+        cast(consented_at as {{ timestamptz_type() }}) as consented_at
 
     from source
 

@@ -15,11 +15,11 @@ renamed as (
         cast(customer_id as bigint) as customer_id,
 
         ---------- text
-        cast(channel as varchar) as channel,
-        cast(event_type as varchar) as event_type,
+        cast(channel as {{ string_type() }}) as channel,
+        cast(event_type as {{ string_type() }}) as event_type,
 
         ---------- timestamps
-        cast(occurred_at as timestamptz) as occurred_at
+        cast(occurred_at as {{ timestamptz_type() }}) as occurred_at
 
     from source
 

@@ -15,14 +15,14 @@ renamed as (
         cast(customer_id as bigint) as customer_id,
 
         ---------- numerics
-        cast(amount as double precision) as amount,
+        cast(amount as {{ double_type() }}) as amount,
 
         ---------- text
-        cast(category as varchar) as category,
-        cast(sales_channel as varchar) as sales_channel,
+        cast(category as {{ string_type() }}) as category,
+        cast(sales_channel as {{ string_type() }}) as sales_channel,
 
         ---------- timestamps
-        cast(ordered_at as timestamptz) as ordered_at
+        cast(ordered_at as {{ timestamptz_type() }}) as ordered_at
 
     from source
 

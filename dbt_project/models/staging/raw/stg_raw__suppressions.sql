@@ -16,11 +16,11 @@ renamed as (
 
         ---------- text
         -- null: suppressed on every channel
-        cast(channel as varchar) as channel,
-        cast(reason as varchar) as suppression_reason,
+        cast(channel as {{ string_type() }}) as channel,
+        cast(reason as {{ string_type() }}) as suppression_reason,
 
         ---------- timestamps
-        cast(suppressed_at as timestamptz) as suppressed_at
+        cast(suppressed_at as {{ timestamptz_type() }}) as suppressed_at
 
     from source
 
