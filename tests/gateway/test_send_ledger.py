@@ -68,3 +68,33 @@ def test_ledger_and_report_carry_no_contact_details(tmp_path, raw_dir):
     report = deliver(_recipients([1, 2]), "2026-11-23", "run-a", ledger, outbox, raw_dir)
     assert "@" not in repr(report.as_metadata())
     assert not ledger.frame().astype(str).apply(lambda col: col.str.contains("@")).any().any()
+
+
+def test_threads_sharing_one_ledger_count_each_new_row_once(tmp_path):
+    """The decision API's workers share one ledger object (one SQLite connection): concurrent
+    enqueues of overlapping keys must neither interleave their transactions nor miscount."""
+    import threading
+
+    ledger = SendLedger(tmp_path / "ledger.db")
+    release(ledger, _recipients([0]), "2026-11-23", "r1")
+    start = threading.Barrier(6)
+    counts, errors = [], []
+
+    def enqueue(worker: int) -> None:
+        start.wait()
+        for customer in range(1, 41):  # every worker enqueues the same 40 customers
+            try:
+                new = ledger.enqueue_under_release("r1", _recipients([customer]), "2026-11-23")
+                counts.append(new)
+            except Exception as exc:  # noqa: BLE001 - the test reports any failure
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=enqueue, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(counts) == 6 * 40
+    assert sum(counts) == 40  # each (campaign, customer, channel, day) is new exactly once
+    assert len(ledger.frame()) == 41

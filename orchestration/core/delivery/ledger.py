@@ -20,6 +20,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -180,6 +181,9 @@ class SendLedger:
         self.audit = audit
         self._con: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        # One connection is shared by the threads of a process (the API's workers): a
+        # transaction must not take in another thread's statements, so each use holds this lock.
+        self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.execute("pragma journal_mode=wal")
@@ -225,19 +229,22 @@ class SendLedger:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """One connection per ledger object and process (opening and closing per statement
-        costs a WAL checkpoint each time); SQLite's locks still serialise other processes."""
-        if self._con is None or self._pid != os.getpid():
-            self._con = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
-            self._con.execute("pragma busy_timeout=60000")
-            self._pid = os.getpid()
-        yield self._con
+        costs a WAL checkpoint each time); SQLite's locks still serialise other processes, the
+        object's lock the threads of this one."""
+        with self._lock:
+            if self._con is None or self._pid != os.getpid():
+                self._con = sqlite3.connect(
+                    self.path, timeout=60, isolation_level=None, check_same_thread=False
+                )
+                self._con.execute("pragma busy_timeout=60000")
+                self._pid = os.getpid()
+            yield self._con
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
