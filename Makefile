@@ -63,7 +63,7 @@ run: setup ## generate the demo world and run the whole pipeline (CUSTOMERS=1000
 	$(BIN)/campaign run$(if $(DATASET), --dataset $(DATASET))$(if $(filter hillstrom files,$(DATASET)),, --customers $(CUSTOMERS))
 
 test: setup browser redis lint ## lint, then the test suite (what CI runs)
-	$(BIN)/pytest -m "not slow and not production and not spark" -q --durations=20
+	$(BIN)/pytest -m "not slow and not production and not spark" --ignore=tests/spark -q --durations=20
 
 browser: ## Debian's Chromium for the UI test (installed with apt-get when missing)
 	@command -v chromium >/dev/null 2>&1 || { \
