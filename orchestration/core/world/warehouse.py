@@ -224,7 +224,8 @@ class SparkWarehouse:
     ) -> pd.DataFrame:
         from orchestration.core.common.spark import spark_session
 
-        frame = spark_session(self.settings).read.parquet(str(self._location(name)))
+        location = self._location(name)  # an unbuilt table says so before a session starts
+        frame = spark_session(self.settings).read.parquet(str(location))
         if where:
             frame = frame.where(where)
         if columns:
