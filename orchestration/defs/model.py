@@ -42,6 +42,12 @@ def _code_version() -> str:
         return "unknown"
 
 
+def _in_entity_order(frame: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
+    """Feast returns the rows in no fixed order; the model's bins and the bootstrap intervals
+    (the model gates' evidence) depend on row order, so the same data must come in one order."""
+    return frame.sort_values(list(entities.columns), kind="stable").reset_index(drop=True)
+
+
 @asset(
     deps=[AssetKey("fct_campaign_exposures"), AssetKey("feature_store_registry")],
     group_name=GROUP,
@@ -65,10 +71,7 @@ def training_set(
     s = settings.get()
     exposures = open_warehouse(s).read_table("fct_campaign_exposures")
     entities, sample = _sampled_entities(training_entities(exposures, s.target), s)
-    # Feast returns the rows in no fixed order; the model's bins and the bootstrap intervals
-    # (the model gate's evidence) depend on row order, so the same data must come in one order.
-    frame = historical_features(s, entities, FEATURE_SERVICE)
-    frame = frame.sort_values(list(entities.columns), kind="stable").reset_index(drop=True)
+    frame = _in_entity_order(historical_features(s, entities, FEATURE_SERVICE), entities)
     features = feature_names(s, FEATURE_SERVICE)
     path = s.pipeline_dir / "training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -525,7 +528,9 @@ def candidate_training_set(
     s = settings.get()
     exposures = open_warehouse(s).read_table("fct_campaign_exposures")
     entities, sample = _sampled_entities(training_entities(exposures, s.target), s)
-    frame = candidate_historical_features(s, candidate_features, entities, FEATURE_SERVICE)
+    frame = _in_entity_order(
+        candidate_historical_features(s, candidate_features, entities, FEATURE_SERVICE), entities
+    )
     path = s.pipeline_dir / "candidate_training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
