@@ -74,12 +74,26 @@ def _csv(table: pa.Table) -> io.BytesIO:
     return buffer
 
 
+def _drop_if_columns_changed(cur, name: str, columns: list[str]) -> None:
+    """Drop ``raw.<name>`` when its columns are not ``columns`` (a changed attribute
+    declaration). ``cascade``: dbt's staging views over it go too; the dbt build that follows
+    the load re-creates them from the new declaration."""
+    cur.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = %s and table_name = %s order by ordinal_position",
+        (RAW_SCHEMA, name),
+    )
+    existing = [row[0] for row in cur.fetchall()]
+    if existing and existing != columns:
+        cur.execute(f'drop table {RAW_SCHEMA}."{name}" cascade')
+
+
 def load_raw_tables(
     raw_dir: Path, warehouse_url: str, attributes: AttributeDeclaration | None = None
 ) -> list[LoadedTable]:
     """Copy ``<raw_dir>/<table>.parquet`` into ``raw.<table>`` (one transaction for all).
 
-    ``customer_attributes`` is re-created each time: its columns follow the declaration."""
+    ``customer_attributes`` is re-created when the declaration changed its columns."""
     import psycopg2
     import pyarrow.parquet as pq
 
@@ -96,7 +110,7 @@ def load_raw_tables(
             columns = ", ".join(f'"{f.name}" {_postgres_type(f)}' for f in spec.schema)
             names = ", ".join(f'"{f.name}"' for f in spec.schema)
             if spec.name == CUSTOMER_ATTRIBUTES.name:
-                cur.execute(f'drop table if exists {RAW_SCHEMA}."{spec.name}"')
+                _drop_if_columns_changed(cur, spec.name, [f.name for f in spec.schema])
             cur.execute(f'create table if not exists {RAW_SCHEMA}."{spec.name}" ({columns})')
             cur.execute(f'truncate {RAW_SCHEMA}."{spec.name}"')
             cur.copy_expert(
