@@ -3,9 +3,10 @@
 The worked example of docs/bring-your-own-data.md. Run it, then the pipeline on the files:
 
     .venv/bin/python examples/rct/map_rct.py examples/rct/rct.csv data/rct/raw
-    # it prints the three settings to export, e.g.
+    # it prints the settings to export, e.g.
     export CAMPAIGN_DATA_DIR=data/rct CAMPAIGN_DATASET=files \\
            CAMPAIGN_ATTRIBUTES_FILE=examples/rct/attributes.yaml \\
+           CAMPAIGN_CAMPAIGNS_DIR=examples/rct/campaigns \\
            CAMPAIGN_WORLD_NOW=2025-03-17T10:00:00+00:00
     .venv/bin/campaign run
 
@@ -20,7 +21,7 @@ region               customers.region; time_zone is UTC (the CSV has none)
 plan, loyalty_member customer_attributes (declared in attributes.yaml), valid from the day
 tenure_months,       before the campaign: what the customer record said when it was sent
 age_band
-arm                  campaign_exposures.arm (control / treatment), campaign ``rct_spring``
+arm                  campaign_exposures.arm (control / offer / reminder), campaign ``rct_spring``
 sent_at              campaign_exposures.exposed_at, channel email
 visit, outcome_at    engagement_events: one ``session`` at outcome_at per visit
 conversion, spend    orders: one order of ``spend`` at outcome_at per conversion
@@ -50,6 +51,7 @@ from orchestration.core.world.contract import OUTCOME_WINDOW_DAYS, contract_tabl
 
 CAMPAIGN_ID = "rct_spring"
 ATTRIBUTES_FILE = Path(__file__).with_name("attributes.yaml")
+CAMPAIGNS_DIR = Path(__file__).with_name("campaigns")  # the campaign to run: both arms as variants
 CLOCK_LAG = pd.Timedelta(hours=1)
 
 
@@ -180,5 +182,6 @@ if __name__ == "__main__":
     print(
         f"export CAMPAIGN_DATA_DIR={data_dir} CAMPAIGN_DATASET=files "
         f"CAMPAIGN_ATTRIBUTES_FILE={ATTRIBUTES_FILE.resolve()} "
+        f"CAMPAIGN_CAMPAIGNS_DIR={CAMPAIGNS_DIR.resolve()} "
         f"CAMPAIGN_WORLD_NOW={clock.isoformat()}"
     )

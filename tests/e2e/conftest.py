@@ -9,6 +9,7 @@ from dagster import DagsterInstance
 
 from orchestration.settings import Settings
 from tests.conftest import point_at
+from tests.e2e.example_rct import run_example
 
 CUSTOMERS = 20_000
 SEED = 7
@@ -45,3 +46,10 @@ def world(tmp_path_factory):
         instance = DagsterInstance.local_temp(str(home))
         first = run_pipeline(instance)
         yield {"instance": instance, "settings": Settings.from_env(), "first": first, "mp": mp}
+
+
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory):
+    """The bring-your-own-data example (three arms, declared attributes) run once per session;
+    its settings apply only during the run (``example_run["env"]`` has them)."""
+    return run_example(tmp_path_factory.mktemp("own_data"))

@@ -1,76 +1,33 @@
 """A team's own data, end to end: the worked example of docs/bring-your-own-data.md in CI.
 
-The example RCT (examples/rct/rct.csv: 1,500 customers, control/treatment, four attributes) is
-mapped by examples/rct/map_rct.py into raw Parquet files; one customer's plan is then upgraded
-the day after the campaign (a hand-made attribute row that must not reach the training row).
-The whole pipeline runs on ``CAMPAIGN_DATASET=files`` with the example's attribute declaration
-and sends through the gates. About a minute and a half on a quiet machine.
+The example RCT (examples/rct/rct.csv: 3,600 customers, three arms ``control`` / ``offer`` /
+``reminder``, four attributes), mapped by examples/rct/map_rct.py and run on
+``CAMPAIGN_DATASET=files`` (``example_run``: tests/e2e/example_rct.py), must learn one uplift per
+arm and send each customer the better variant through the gates; one customer's plan, upgraded
+the day after the campaign, must not reach its training row. About a minute and a half on a
+quiet machine.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
-import sys
 
+import numpy as np
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey
 
-from orchestration.settings import PROJECT_DIR, Settings
-from tests.conftest import point_at
+from tests.e2e.example_rct import EXAMPLE, UPGRADED
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLE = PROJECT_DIR / "examples" / "rct"
-UPGRADED = 2  # a basic-plan customer of the example (row 2 of rct.csv), upgraded after the send
 PLAN_COLUMNS = ("attr_plan__basic", "attr_plan__plus", "attr_plan__premium")
-
-
-def _map_rct():
-    spec = importlib.util.spec_from_file_location("map_rct", EXAMPLE / "map_rct.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["map_rct"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _upgrade_after_the_send(raw_dir, customer_id: int) -> pd.Timestamp:
-    """Add a 'premium' row for ``customer_id`` valid from the day after the campaign."""
-    path = raw_dir / "customer_attributes.parquet"
-    attributes = pd.read_parquet(path)
-    exposed_at = pd.read_parquet(raw_dir / "campaign_exposures.parquet")["exposed_at"].max()
-    row = attributes[attributes["customer_id"] == customer_id].copy()
-    assert (row["plan"] == "basic").all()
-    row["plan"], row["valid_from"] = "premium", exposed_at + pd.Timedelta(days=1)
-    pd.concat([attributes, row]).sort_values(["customer_id", "valid_from"]).to_parquet(
-        path, index=False
-    )
-    return exposed_at
+CAMPAIGN = "spring_offer_or_reminder"
 
 
 @pytest.fixture(scope="module")
-def own_data_run(tmp_path_factory):
-    from orchestration.definitions import defs
-
-    data_dir = tmp_path_factory.mktemp("own_data") / "data"
-    map_rct = _map_rct()
-    tables, clock = map_rct.map_rct(pd.read_csv(EXAMPLE / "rct.csv"))
-    map_rct.write_raw(tables, data_dir / "raw")
-    exposed_at = _upgrade_after_the_send(data_dir / "raw", UPGRADED)
-    with pytest.MonkeyPatch.context() as mp:
-        point_at(mp, data_dir)
-        mp.setenv("CAMPAIGN_DATASET", "files")
-        mp.setenv("CAMPAIGN_ATTRIBUTES_FILE", str(EXAMPLE / "attributes.yaml"))
-        mp.setenv("CAMPAIGN_WORLD_NOW", clock.isoformat())
-        mp.delenv("CAMPAIGN_TARGET", raising=False)
-        home = data_dir.parent / "dagster_home"
-        home.mkdir(parents=True, exist_ok=True)
-        instance = DagsterInstance.local_temp(str(home))
-        result = defs.resolve_job_def("campaign_pipeline").execute_in_process(
-            instance=instance, raise_on_error=False
-        )
-        yield {"settings": Settings.from_env(), "result": result, "exposed_at": exposed_at}
+def own_data_run(example_run):
+    return example_run
 
 
 def _metadata(result, key: str) -> dict:
@@ -95,6 +52,58 @@ def test_the_pipeline_sends_through_every_gate(own_data_run):
     assert delivered > 0
     with sqlite3.connect(s.gateway_dir / "outbox.db") as con:
         assert con.execute("select count(*) from messages").fetchone()[0] == delivered
+
+
+def _decisions(result) -> pd.DataFrame:
+    return pd.read_parquet(_metadata(result, "campaign_decisions")["decisions_file"])
+
+
+def test_one_uplift_per_arm_each_past_the_gate(own_data_run):
+    result = own_data_run["result"]
+    model = _metadata(result, "uplift_model")
+    assert model["arms"] == "offer, reminder"
+    for arm in ("offer", "reminder"):
+        print(f"{arm}: qini {model[f'arm_{arm}_qini']:.4f} {model[f'arm_{arm}_qini_ci']}")
+    gate = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "champion_beats_random"
+    )
+    assert gate.passed
+    metadata = {k: getattr(v, "value", v) for k, v in gate.metadata.items()}
+    assert metadata["arms_offered"] == "offer, reminder"
+
+
+def test_each_customer_gets_the_variant_that_moves_them(own_data_run):
+    """The example's truth (make_example_csv.py): the offer moves premium customers, the
+    reminder loyalty members. Premium non-members must be offered the discount, basic-plan
+    members reminded; every decision carries the runner-up's value."""
+    s, result = own_data_run["settings"], own_data_run["result"]
+    decisions = _decisions(result)
+    mine = decisions[decisions["campaign"] == CAMPAIGN]
+    sent = mine[mine["decision"].isin(["send", "deferred"])]
+    assert set(sent["variant"]) == {"offer", "reminder"}
+    assert sent["runner_up_value"].notna().all()
+    attributes = pd.read_parquet(s.raw_dir / "customer_attributes.parquet")
+    latest = attributes.sort_values("valid_from").groupby("customer_id").last().reset_index()
+    chosen = sent.merge(latest[["customer_id", "plan", "loyalty_member"]], on="customer_id")
+    premium_only = chosen[(chosen["plan"] == "premium") & ~chosen["loyalty_member"]]
+    basic_members = chosen[(chosen["plan"] == "basic") & chosen["loyalty_member"]]
+    offered = (premium_only["variant"] == "offer").mean()
+    reminded = (basic_members["variant"] == "reminder").mean()
+    print(
+        f"offer to premium non-members {offered:.1%} of {len(premium_only)}; "
+        f"reminder to basic members {reminded:.1%} of {len(basic_members)}"
+    )
+    assert len(premium_only) >= 20 and len(basic_members) >= 20
+    assert offered > 0.8 and reminded > 0.8
+    with sqlite3.connect(s.gateway_dir / "ledger.db") as con:
+        templates = dict(
+            con.execute(
+                "select template, count(*) from deliveries where campaign = ? group by 1",
+                (CAMPAIGN,),
+            ).fetchall()
+        )
+    assert set(templates) == {"spring_discount_offer", "spring_reminder"}
+    assert np.isclose(sum(templates.values()), _metadata(result, "campaign_sends")["delivered"])
 
 
 def test_the_attributes_reached_the_training_set_and_the_model(own_data_run):
