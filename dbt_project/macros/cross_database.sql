@@ -87,3 +87,20 @@
 {% macro spark__timestamp_infinity() -%}
     timestamp'9999-12-31 23:59:59'
 {%- endmacro %}
+
+
+{#-
+    Whether a string matches a regular expression. Anchor the pattern (^...$): `~` is a full
+    match in DuckDB but a search in Postgres, and Spark's `rlike` is a search.
+-#}
+{% macro matches_regex(expression, pattern) -%}
+    {{ return(adapter.dispatch('matches_regex')(expression, pattern)) }}
+{%- endmacro %}
+
+{% macro default__matches_regex(expression, pattern) -%}
+    ({{ expression }} ~ '{{ pattern }}')
+{%- endmacro %}
+
+{% macro spark__matches_regex(expression, pattern) -%}
+    ({{ expression }} rlike '{{ pattern }}')
+{%- endmacro %}

@@ -17,11 +17,11 @@
 {#- A raw attribute column cast to its declared type (text exports are validated before). -#}
 {% macro cast_attribute(attribute) -%}
     {%- if attribute.type == 'numeric' -%}
-        cast({{ adapter.quote(attribute.name) }} as double precision)
+        cast({{ adapter.quote(attribute.name) }} as {{ double_type() }})
     {%- elif attribute.type == 'boolean' -%}
         cast({{ adapter.quote(attribute.name) }} as boolean)
     {%- else -%}
-        cast({{ adapter.quote(attribute.name) }} as varchar)
+        cast({{ adapter.quote(attribute.name) }} as {{ string_type() }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -34,7 +34,7 @@
     {%- set column = relation_alias ~ '.' ~ adapter.quote(attribute.name) -%}
     {%- for feature in attribute.columns -%}
         {%- if attribute.type == 'numeric' -%}
-        cast({{ column }} as double precision) as {{ feature.name }}
+        cast({{ column }} as {{ double_type() }}) as {{ feature.name }}
         {%- elif attribute.type == 'boolean' -%}
         cast(cast({{ column }} as integer) as bigint) as {{ feature.name }}
         {%- else -%}

@@ -35,7 +35,7 @@ attributes_sequenced as (
                 partition by attributes.customer_id
                 order by attributes.valid_from
             ),
-            cast('infinity' as timestamptz)
+            {{ timestamp_infinity() }}
         ) as superseded_at
 
     from attributes
@@ -60,7 +60,7 @@ final as (
 
     select
         spine.customer_id,
-        cast(spine.snapshot_at as timestamptz) as event_timestamp{% for attribute in encoded %},
+        cast(spine.snapshot_at as {{ timestamptz_type() }}) as event_timestamp{% for attribute in encoded %},
         {{ attribute_feature_columns(attribute, 'attributes_at_snapshots') }}{% endfor %}
 
     from spine

@@ -2,7 +2,7 @@
     Every non-null value is an arm name: `control` or a named treatment in lower-case letters,
     digits and underscores (the raw contract's ARM_NAME_PATTERN). A multi-arm test has several
     treatments, so the set is open; a typo such as 'Treatment ' still fails here.
-    `~` is a full match in DuckDB and a search in Postgres; the pattern is anchored for both.
+    The pattern is anchored, so the match is a full one on every adapter (matches_regex).
 -#}
 
 {% test is_arm_name(model, column_name) %}
@@ -19,6 +19,6 @@ distinct_values as (
 
 select value
 from distinct_values
-where not (value ~ '^[a-z][a-z0-9_]{0,62}$')
+where not {{ matches_regex('value', '^[a-z][a-z0-9_]{0,62}$') }}
 
 {% endtest %}

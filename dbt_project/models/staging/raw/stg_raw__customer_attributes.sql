@@ -2,6 +2,8 @@
 -- customer_attributes, from config/attributes.yaml), cast to the declared type. A row's values
 -- hold from valid_from until the customer's next row.
 
+{%- set attributes = declared_attributes() %}
+
 with
 
 source as (
@@ -18,8 +20,8 @@ renamed as (
         cast(customer_id as bigint) as customer_id,
 
         ---------- timestamps, then the declared attributes
-        cast(valid_from as timestamptz) as valid_from{% for attribute in declared_attributes() %},
-        {{ cast_attribute(attribute) }} as {{ adapter.quote(attribute.name) }}{% endfor %}
+        cast(valid_from as {{ timestamptz_type() }}) as valid_from{% for a in attributes %},
+        {{ cast_attribute(a) }} as {{ adapter.quote(a.name) }}{% endfor %}
 
     from source
 
