@@ -267,7 +267,9 @@ def create_app(
             return JSONResponse(await asyncio.wrap_future(batcher.enqueue(request)))
         except Exception as exc:  # noqa: BLE001 - never an error page: a safe default
             log.exception("decision %s failed", body.request_id)
-            return JSONResponse(_unavailable(body, f"{type(exc).__name__}: {exc}"))
+            error = f"{type(exc).__name__}: {exc}"
+            service.record_failure(request, error)  # counted by the seed metrics
+            return JSONResponse(_unavailable(body, error))
 
     @app.post("/v1/events")
     def events(body: EventBody, _: can_send_events) -> JSONResponse:

@@ -359,3 +359,27 @@ def test_each_decision_has_its_own_trace_with_the_stage_latencies(
     assert span["attributes"]["decision"] == first["decision"]
     for stage in ("features", "score", "policy", "total"):
         assert span["attributes"][f"latency_ms.{stage}"] >= 0
+
+
+def test_a_request_failing_after_the_decision_is_unavailable_and_counted(
+    client, service, decide_token, monkeypatch
+):
+    """The store breaks (disk full): the answer is the safe default, nothing is stored, and the
+    failure log makes the seed metrics count it (inference success 0 of 1)."""
+    import sqlite3
+
+    from orchestration.core.decisioning.realtime.online_metrics import online_seed_metrics
+
+    def broken(rows):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(service.store, "put_many", broken)
+    customer = _plain_customers()[0]
+    answer = _post(client, decide_token, "fails-1", customer).json()
+    assert (answer["decision"], answer["reason"]) == ("no_send", "unavailable")
+    assert "disk is full" in answer["detail"]
+    assert service.store.get("fails-1") is None
+    metrics = online_seed_metrics(service.store.path, NOW + timedelta(minutes=1), 48.0)
+    assert metrics["online_decisions"] == 1
+    assert metrics["online_unavailable"] == 1
+    assert metrics["online_inference_success_rate"] == 0.0

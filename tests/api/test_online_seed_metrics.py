@@ -85,3 +85,25 @@ def test_the_online_metrics_join_the_runs_seed_metrics(store_path):
     assert metrics["online_latency_p99_ms"] == pytest.approx(9.9)
     assert metrics["online_feature_availability"] == pytest.approx(0.75)
     assert metrics["checks_failed"] == 0
+
+
+def test_requests_that_failed_unrecorded_count_as_failed_inference(store_path):
+    """Two failures logged after their answer could not be stored (one inside the window, one
+    before it): one more decision, unavailable, that needed a score and did not get one."""
+    from orchestration.core.decisioning.realtime.failed_requests import (
+        FailedRequest,
+        failures_path,
+        record_failure,
+    )
+
+    log = failures_path(store_path)
+    for request_id, hours_ago in (("f1", 2.0), ("f0", 30.0)):
+        at = (NOW - timedelta(hours=hours_ago)).isoformat()
+        record_failure(log, FailedRequest(request_id, 7, "offer", at, "OperationalError: full"))
+    log.open("ab").write(b'{"request_id": "cut sh')  # a write cut short is skipped
+    metrics = online_seed_metrics(store_path, NOW, freshness_hours=WINDOW_HOURS)
+    assert metrics["online_decisions"] == 7
+    assert metrics["online_unavailable"] == 2
+    # r1, r2 scored; r3 and f1 needed a score and did not get one
+    assert metrics["online_inference_success_rate"] == pytest.approx(2 / 4)
+    assert metrics["online_latency_p50_ms"] == pytest.approx(5.0)  # latencies unchanged

@@ -13,6 +13,10 @@ the ``ONLINE_WINDOW_HOURS`` up to the run's end (absent when the API decided not
   customers; not ``unavailable``), the share whose features were all there and no older than
   the freshness window at the decision time;
 * ``online_decisions`` and ``online_unavailable``: how many decisions, how many failed.
+
+Requests that failed after the service's answer (``failed_requests``: the API answered
+``unavailable`` but nothing was recorded) count as decisions that needed a score and did not
+get one, in every figure above but the latency.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import orjson
 import pandas as pd
 
 from orchestration.core.decisioning.realtime.decision_store import ApiDecisionStore
+from orchestration.core.decisioning.realtime.failed_requests import failures_between, failures_path
 from orchestration.core.decisioning.realtime.reasons import (
     CAMPAIGN_DISABLED,
     EVENT_TRIGGERED,
@@ -69,9 +74,17 @@ def online_seed_metrics(
     window_hours: float = ONLINE_WINDOW_HOURS,
 ) -> dict[str, float]:
     """The API's seed metrics over ``(until - window_hours, until]`` (see the module doc)."""
-    rows = _decisions(path, until - timedelta(hours=window_hours), until)
-    if rows.empty:
+    since = until - timedelta(hours=window_hours)
+    rows = _decisions(path, since, until)
+    failed = len(failures_between(failures_path(path), since, until))
+    if rows.empty and not failed:
         return {}
+    if rows.empty:
+        return {
+            "online_decisions": float(failed),
+            "online_unavailable": float(failed),
+            "online_inference_success_rate": 0.0,
+        }
     latency = [
         float(orjson.loads(a).get("latency_ms", {}).get("total", np.nan)) for a in rows["answer"]
     ]
@@ -79,16 +92,16 @@ def online_seed_metrics(
     latency = latency[~np.isnan(latency)]
     reason = rows["reason"]
     metrics: dict[str, float] = {
-        "online_decisions": float(len(rows)),
-        "online_unavailable": float((reason == UNAVAILABLE).sum()),
+        "online_decisions": float(len(rows) + failed),
+        "online_unavailable": float((reason == UNAVAILABLE).sum() + failed),
     }
     if len(latency):
         metrics["online_latency_p50_ms"] = round(float(np.percentile(latency, 50)), 3)
         metrics["online_latency_p99_ms"] = round(float(np.percentile(latency, 99)), 3)
     needed = ~reason.isin(_NOT_SCORED)
-    if needed.any():
+    if needed.any() or failed:
         scored = rows["predicted_uplift"].notna() & needed
-        metrics["online_inference_success_rate"] = float(scored.sum() / needed.sum())
+        metrics["online_inference_success_rate"] = float(scored.sum() / (needed.sum() + failed))
     read = ~reason.isin({UNKNOWN_CUSTOMER, UNAVAILABLE})
     if read.any():
         age = (rows["decided_at"] - rows["feature_timestamp"]).dt.total_seconds() / 3600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -24,6 +25,11 @@ from orchestration.core.decisioning.realtime.decision_store import (
     request_digest,
     store_path,
 )
+from orchestration.core.decisioning.realtime.failed_requests import (
+    FailedRequest,
+    failures_path,
+    record_failure,
+)
 from orchestration.core.decisioning.realtime.ledger_reader import LedgerReader
 from orchestration.core.decisioning.realtime.online_scoring import score_frame
 from orchestration.core.decisioning.realtime.reasons import (
@@ -43,6 +49,8 @@ from orchestration.core.decisioning.realtime.serving_state import ServingState, 
 from orchestration.core.decisioning.realtime.timestamps import utc
 from orchestration.core.observability.tracing import DecisionTracer, TraceSettings
 from orchestration.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # How often the health report re-measures the online store's freshness (a sampled online read).
 ONLINE_CHECK_SECONDS = 60.0
@@ -332,6 +340,21 @@ class DecisionService:
                 # another worker stored this request id first: its answer is the answer
                 answers[request.request_id] = kept if kept == answer else {**kept, "replayed": True}
         return [answers[r.request_id] for r in requests]
+
+    def record_failure(self, request: DecisionRequest, error: str) -> None:
+        """Log a request that failed after ``decide`` (nothing of it was recorded), so the seed
+        metrics count it; a failure to log is logged, not raised."""
+        failure = FailedRequest(
+            request_id=request.request_id,
+            customer_id=int(request.customer_id),
+            campaign=request.campaign,
+            failed_at=utc(self.clock()).isoformat(),
+            error=error[:300],
+        )
+        try:
+            record_failure(failures_path(self.store.path), failure)
+        except OSError:
+            log.exception("could not log the failed request %s", request.request_id)
 
     def check(self, request: DecisionRequest) -> dict[str, Any] | None:
         """Client errors before any work: an unknown campaign, a request id reused for another
