@@ -13,7 +13,6 @@ when they are imported, so the fixture rebuilds them for this directory.
 
 from __future__ import annotations
 
-import importlib
 import sqlite3
 from pathlib import Path
 
@@ -25,19 +24,12 @@ from dagster import AssetKey, DagsterInstance
 from orchestration.settings import Settings
 from tests.conftest import point_at
 from tests.e2e.conftest import WORLD_START
+from tests.e2e.example_rct import reload_definitions as _definitions
 
 pytestmark = pytest.mark.slow
 
 CAMPAIGN = "spring_variants_email_sms"
 CAMPAIGNS_DIR = Path(__file__).parents[2] / "campaigns" / "variants"
-
-
-def _definitions():
-    import orchestration.definitions as definitions
-    import orchestration.defs.campaigns as campaign_defs
-
-    importlib.reload(campaign_defs)
-    return importlib.reload(definitions).defs
 
 
 @pytest.fixture(scope="module")
