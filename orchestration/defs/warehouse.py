@@ -4,8 +4,9 @@
 ``severity: error`` tests are blocking, so a failing test stops everything downstream.
 """
 
-import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey
@@ -16,7 +17,8 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from orchestration.dbt_project import campaign_dbt_project, ensure_manifest
+from orchestration.core.world.attributes import dbt_vars_json
+from orchestration.dbt_project import campaign_dbt_project, ensure_manifest, keep_partial_parse
 from orchestration.resources import CampaignSettings
 
 
@@ -71,9 +73,25 @@ def warehouse_models(
     if s.is_spark:  # dbt-spark's metastore, warehouse and scratch live here (profiles.yml)
         (s.spark_dir / "tmp").mkdir(parents=True, exist_ok=True)
     args = ["build", "--target", s.dbt_target, "--threads", str(s.warehouse_threads)]
-    dbt_vars = {
-        "as_of": s.now().isoformat(),
-        # the declared customer attributes (config/attributes.yaml) shape the attribute models
-        "customer_attributes": load_attributes(s.attributes_file).dbt_vars(),
-    }
-    yield from dbt.cli([*args, "--vars", json.dumps(dbt_vars)], context=context).stream()
+    # the declared customer attributes (config/attributes.yaml) shape the attribute models; the
+    # clock goes through the environment (see macros/decision_time.sql: a var that changes every
+    # run would re-parse the whole project every build)
+    with _environment(CAMPAIGN_DBT_AS_OF=s.now().isoformat()):
+        invocation = dbt.cli([*args, "--vars", dbt_vars_json(s.attributes_file)], context=context)
+    yield from invocation.stream()
+    keep_partial_parse(invocation.target_path)
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """``values`` in os.environ while the block runs (dagster-dbt starts dbt with a copy of it)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

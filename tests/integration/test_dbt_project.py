@@ -62,6 +62,38 @@ def test_every_model_and_every_mart_column_is_described(tmp_path):
         assert undescribed == [], f"{mart['name']}: columns without a description"
 
 
+def test_a_build_on_a_new_clock_reuses_the_previous_parse(tmp_path, monkeypatch):
+    """The pipeline's build passes its clock through CAMPAIGN_DBT_AS_OF and the same vars as the
+    parse before it (``build_parse_args``), and keeps its parse for the next build
+    (``keep_partial_parse``): so a build on a new clock skips parsing (a var that changed every
+    run re-parsed all 181 files every build) and still builds as of that clock."""
+    from orchestration.dbt_project import build_parse_args, keep_partial_parse
+
+    monkeypatch.setenv("CAMPAIGN_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data" / "warehouse").mkdir(parents=True)
+    first, second = tmp_path / "first", tmp_path / "second"
+    _run([str(BIN / "dbt"), "parse", *build_parse_args()], _env(tmp_path / "data", first))
+    keep_partial_parse(first, project_dir=tmp_path)  # what a finished build does
+    second.mkdir()  # and what dagster-dbt does for the next invocation
+    (second / "partial_parse.msgpack").write_bytes(
+        (tmp_path / "target" / "partial_parse.msgpack").read_bytes()
+    )
+    env = {**_env(tmp_path / "data", second), "CAMPAIGN_DBT_AS_OF": "2024-06-01T00:00:00+00:00"}
+    model = "int_feature_snapshot_times_unioned"
+    _run([str(BIN / "dbt"), "compile", "--select", model, *build_parse_args()], env)
+    log = (tmp_path / "logs" / "dbt.log").read_text()
+    assert "Partial parsing enabled, no changes found, skipping parsing" in log
+    compiled = next((second / "compiled").rglob(f"{model}.sql")).read_text()
+    assert "cast('2024-06-01T00:00:00+00:00' as timestamptz)" in compiled
+
+
+def test_keeping_a_parse_is_a_no_op_without_one(tmp_path):
+    from orchestration.dbt_project import keep_partial_parse
+
+    keep_partial_parse(tmp_path / "no_build", project_dir=tmp_path)
+    assert not (tmp_path / "target").exists()
+
+
 @pytest.mark.e2e
 def test_dbt_docs_generate_writes_a_catalog_of_the_marts(tmp_path):
     """On a tiny generated world: dbt build, then docs generate lists every mart with every
