@@ -45,30 +45,38 @@ def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR) -> bool:
 def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
     """Run ``dbt parse`` if the manifest is missing or stale; return its path. The parse uses the
     target and vars the pipeline's build will use (:func:`build_parse_args`), so that build can
-    reuse the parse (dbt's partial parsing) instead of parsing the whole project again."""
+    reuse the parse (dbt's partial parsing) instead of parsing the whole project again; if that
+    target cannot parse here (e.g. the spark profile without its adapter), the default one does,
+    and the build reports the problem where it belongs."""
     if manifest_is_stale(project_dir):
-        completed = subprocess.run(
-            [
-                dbt_executable(),
-                "parse",
-                "--quiet",
-                "--project-dir",
-                str(project_dir),
-                "--profiles-dir",
-                str(project_dir),
-                *build_parse_args(),
-            ],
-            cwd=project_dir,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        completed = _parse(project_dir, build_parse_args())
+        if completed.returncode != 0:
+            completed = _parse(project_dir, [])
         if completed.returncode != 0:
             raise RuntimeError(
                 f"`dbt parse` failed in {project_dir} (exit {completed.returncode}); fix the dbt "
                 f"project and retry:\n{completed.stdout[-4000:]}\n{completed.stderr[-2000:]}"
             )
     return project_dir / "target" / "manifest.json"
+
+
+def _parse(project_dir: Path, extra: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            dbt_executable(),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(project_dir),
+            "--profiles-dir",
+            str(project_dir),
+            *extra,
+        ],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def build_parse_args() -> list[str]:
