@@ -83,12 +83,9 @@ def log_and_register(
         mlflow.log_params({"learner": result.learner_name, **_flat(result.params)})
         mlflow.log_params({"feature_count": len(result.feature_columns)})
         mlflow.log_metrics(result.metrics)
-        dataset = mlflow.data.from_pandas(
-            training_set[["event_timestamp", "is_treated", "label", *result.feature_columns]],
-            name="training_set",
-            targets="label",
+        mlflow.log_input(
+            _training_dataset(training_set, result.feature_columns), context="training"
         )
-        mlflow.log_input(dataset, context="training")
         if result.curve_path is not None and Path(result.curve_path).exists():
             mlflow.log_artifact(str(result.curve_path), artifact_path="evaluation")
         with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +111,38 @@ def log_and_register(
         aliases=aliases,
         metrics=result.metrics,
     )
+
+
+SCHEMA_SAMPLE_ROWS = 1_000
+
+
+def _training_dataset(training_set: pd.DataFrame, feature_columns: list[str]):
+    """The training set as an MLflow dataset (its lineage on the run), described without a
+    Python call per cell: mlflow types every cell of every row for the schema and, for the
+    digest, every cell of the frame (not only the rows it hashes): about 3 s at 100k rows, 20 s
+    at 600k. The columns are typed, so the schema comes from the first rows and the digest
+    from pandas' vectorised row hashes of the whole frame."""
+    import hashlib
+    import warnings
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    frame = training_set[["event_timestamp", "is_treated", "label", *feature_columns]]
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest = hashlib.md5(rows.tobytes() + ",".join(frame.columns).encode()).hexdigest()[:8]
+    dataset = mlflow.data.from_pandas(frame, name="training_set", targets="label", digest=digest)
+    with warnings.catch_warnings():
+        # mlflow's hint that integer columns cannot hold missing values is about a model's
+        # input schema, which it enforces; this one only describes the data (the treatment
+        # and label columns are integers by design)
+        warnings.filterwarnings(
+            "ignore", "Hint: Inferred schema contains integer", UserWarning, "mlflow.types.utils"
+        )
+        schema = infer_signature(frame.head(SCHEMA_SAMPLE_ROWS)).inputs
+    # PandasDataset.schema is a cached property: given here, mlflow does not infer it
+    dataset.__dict__["schema"] = schema
+    return dataset
 
 
 def set_initial_alias(client, model_name: str, version: str) -> tuple[str, ...]:
