@@ -276,3 +276,28 @@ def test_the_api_rows_are_the_batch_schema_exactly():
     pd.testing.assert_frame_equal(
         _frame(result, False), result.to_frame("api", None, trace_id=None)
     )
+
+
+def test_a_requests_rows_are_the_frames_rows_as_python_values():
+    """What an answer reads (``DecisionColumns.records``, no frame built) is the batch-schema
+    frame's ``to_dict("records")``: the same keys, types and values, NaN and NaT included."""
+    from orchestration.core.decisioning.realtime.customer_decisions import (
+        decide_customer_columns,
+    )
+
+    candidates, scores, history = _audience(300)
+    campaign = _campaign("camp_a", 100, 40.0)
+    decided = decide_customer_columns(
+        candidates, scores, [campaign], POLICY, history, {"camp_a": 10}, T, {"camp_a": None}
+    )
+    expected = decided.frame().to_dict("records")
+    records = decided.records()
+    assert len(records) == len(expected) == 300
+    assert {r["decision"] for r in records} >= {"send", "excluded"}
+    for got, want in zip(records, expected, strict=True):
+        assert list(got) == list(want) or set(got) == set(want)
+        for key, value in want.items():
+            if pd.isna(value):
+                assert pd.isna(got[key]), key
+            else:
+                assert got[key] == value and type(got[key]) is type(value), key

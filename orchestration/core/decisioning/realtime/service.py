@@ -18,7 +18,10 @@ from orchestration.core.decisioning.campaigns import Campaign
 from orchestration.core.decisioning.decide import (
     CHALLENGER,
 )
-from orchestration.core.decisioning.realtime.customer_decisions import decide_customers
+from orchestration.core.decisioning.realtime.customer_decisions import (
+    DecisionColumns,
+    decide_customer_columns,
+)
 from orchestration.core.decisioning.realtime.decision_store import (
     ApiDecisionStore,
     answer_json,
@@ -78,7 +81,7 @@ class Evaluated:
     features read and the time spent per stage (ms)."""
 
     decided_at: datetime
-    rows: pd.DataFrame  # the batch schema, one row per (customer, evaluated campaign)
+    decisions: DecisionColumns | None  # the batch schema, a row per (customer, evaluated campaign)
     safe: dict[int, str]  # customer_id -> safe-default reason, for customers not evaluated
     feature_timestamps: dict[int, pd.Timestamp]  # customer_id -> oldest feature time (or NaT)
     latency_ms: dict[str, float]
@@ -106,9 +109,15 @@ class Evaluated:
             return None
         return {k: None if _missing(v) else v for k, v in values.items()}
 
+    @property
+    def rows(self) -> pd.DataFrame:
+        """The decisions as a frame (the batch schema); a request reads :meth:`row` instead."""
+        return self.decisions.frame() if self.decisions is not None else pd.DataFrame()
+
     def row(self, customer_id: int, campaign: str) -> dict[str, Any] | None:
         if self._by_key is None:
-            self._by_key = {(int(r["customer_id"]), r["campaign"]): r for r in _records(self.rows)}
+            records = self.decisions.records() if self.decisions is not None else []
+            self._by_key = {(int(r["customer_id"]), r["campaign"]): r for r in records}
         return self._by_key.get((int(customer_id), campaign))
 
 
@@ -253,14 +262,14 @@ class DecisionService:
         window = self.settings.thresholds.online_freshness_hours
         safe = _safe_default_reasons(state, ids, features, decided_at, window)
         usable = np.array([int(c) not in safe for c in ids], dtype=bool)
-        rows = pd.DataFrame()
+        decisions = None
         t_score = t_features
         if usable.any() and features is not None:
             assert state.customers is not None and state.policy is not None
             scored = features if usable.all() else features[usable]
             scores = score_frame(scored, state.features.columns, state.scorers.values())
             t_score = time.perf_counter()
-            rows = self._decide(
+            decisions = self._decide(
                 state, ids[usable], scores, decided_at, contact_history, sent_today, triggered
             )
         finished = time.perf_counter()
@@ -271,7 +280,7 @@ class DecisionService:
         )
         return Evaluated(
             decided_at=decided_at,
-            rows=rows,
+            decisions=decisions,
             safe=safe,
             feature_timestamps=stamps,
             features=features,
@@ -285,7 +294,7 @@ class DecisionService:
 
     def _decide(
         self, state, ids, scores, decided_at, history, sent_today, triggered=None
-    ) -> pd.DataFrame:
+    ) -> DecisionColumns:
         policy = state.policy
         assert policy is not None and state.customers is not None
         if history is None:
@@ -301,7 +310,7 @@ class DecisionService:
             and (c.name in triggered if triggered is not None else not c.is_triggered)
         ]
         candidates = state.customers.candidates(ids, decided_at)
-        return decide_customers(
+        return decide_customer_columns(
             candidates,
             scores,
             released,
