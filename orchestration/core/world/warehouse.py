@@ -235,14 +235,27 @@ class SparkWarehouse:
         return _microsecond_timestamps(frame.toPandas())
 
     def export_parquet(self, name: str, path: Path) -> None:
-        """The table as one Parquet file, rows in key order (equal content, equal bytes)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        """The table as one Parquet file, rows in key order (equal content, equal bytes), written
+        by Spark itself: a feature table is customers x snapshot days, and collecting it into
+        the driver (``toPandas``) lost the task result at 1M customers with 2 GB of driver."""
+        import tempfile
 
-        columns = self._query(name, None, "false").columns.tolist()
-        keys = [c for c in ("customer_id", "event_timestamp") if c in columns] or columns[:1]
-        frame = self._query(name, None, None, order_by=keys)
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+        from orchestration.core.common.spark import spark_session
+
+        location = self._location(name)
+        frame = spark_session(self.settings).read.parquet(str(location))
+        keys = [c for c in ("customer_id", "event_timestamp") if c in frame.columns]
+        path = Path(path)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{path.stem}-", dir=path.parent))
+        try:
+            out = scratch / "table"
+            frame.repartition(1).sortWithinPartitions(*(keys or frame.columns[:1])).write.parquet(
+                str(out)
+            )
+            (part,) = out.glob("part-*.parquet")
+            part.replace(path)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def describe(self, name: str) -> str:
         return f"{self.schema}.{name} (Spark warehouse, {self.root / name})"
