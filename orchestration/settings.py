@@ -211,14 +211,24 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _machine_memory_gb() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (AttributeError, OSError, ValueError):
+        return 8.0
+
+
 def _default_warehouse_memory_gb() -> float:
     """Half the machine's memory, at most 12 GB: DuckDB spills to disk beyond its limit, and the
     rest of a 10M-customer run (the pipeline process, Feast) needs the other 4 GB of 16."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (AttributeError, OSError, ValueError):
-        total = 8.0
-    return round(max(min(total * 0.5, 12.0), 1.0), 1)
+    return round(max(min(_machine_memory_gb() * 0.5, 12.0), 1.0), 1)
+
+
+def _default_spark_driver_memory_gb() -> float:
+    """A quarter of the machine's memory, at least 2 GB and at most 16: with ``local[N]`` the
+    executors run inside the driver, and Feast's Spark retrieval of 1M customers' features ran
+    a 2 GB driver out of heap (dbt's own JVM keeps its 2 GB: profiles.yml)."""
+    return float(int(max(min(_machine_memory_gb() * 0.25, 16.0), 2.0)))
 
 
 class _FromEnvironment(BaseSettings):
@@ -286,7 +296,7 @@ class Settings(_FromEnvironment):
     spark_master: str = "local[2]"
     # Memory of the Spark driver JVM (CAMPAIGN_SPARK_DRIVER_MEMORY_GB): with local[N] the
     # executors run inside it.
-    spark_driver_memory_gb: float = Field(2.0, gt=0)
+    spark_driver_memory_gb: float = Field(default_factory=_default_spark_driver_memory_gb, gt=0)
     # The production profile's Postgres server, without a database
     # (postgresql://user:password@host:port); its databases are POSTGRES_DATABASES.
     postgres_url: Annotated[str | None, BeforeValidator(_postgres_server_url)] = None

@@ -3,6 +3,7 @@ errors, and the Spark session's configuration (none of these start a JVM)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -73,3 +74,14 @@ def test_an_unbuilt_spark_table_says_to_run_the_build(spark_env, data_dir):
         warehouse.read_table("dim_customers")
     assert "analytics.dim_customers" in str(error.value)
     assert "target spark" in str(error.value)
+
+
+def test_the_driver_gets_a_quarter_of_the_machine_and_exits_when_out_of_heap(spark_env):
+    """With local[N] the executors run in the driver: 2 GB ran out of heap in Feast's retrieval
+    at 1M customers, and the out-of-memory thread left the pipeline waiting forever."""
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    spark_env.delenv("CAMPAIGN_SPARK_DRIVER_MEMORY_GB", raising=False)
+    conf = spark_conf(Settings.from_env())
+    expected = int(max(min(machine / 4, 16), 2))
+    assert conf["spark.driver.memory"] == f"{expected}g"
+    assert "-XX:+ExitOnOutOfMemoryError" in conf["spark.driver.extraJavaOptions"].split()

@@ -54,7 +54,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         # Spark's log4j output to <data>/spark/logs/pipeline.log, not the console
+        # a driver out of heap exits (the step fails and says why) instead of hanging: an
+        # OutOfMemoryError in Spark's Arrow server thread left toPandas waiting forever
         "spark.driver.extraJavaOptions": (
+            "-XX:+ExitOnOutOfMemoryError "
             f"-Dlog4j2.configurationFile={LOG_CONFIG} "
             f"-Dcampaign.spark.log={settings.spark_dir / 'logs' / 'pipeline.log'}"
         ),
