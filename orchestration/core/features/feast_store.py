@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import importlib
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -175,10 +178,45 @@ def historical_features(
     store = open_feature_store(settings)
     frame = entity_df.copy()
     frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN], utc=True)
-    job = store.get_historical_features(
-        entity_df=frame, features=store.get_feature_service(service), full_feature_names=False
-    )
-    return job.to_df()
+    with _entities_for_the_store(settings, frame) as entities:
+        job = store.get_historical_features(
+            entity_df=entities,
+            features=store.get_feature_service(service),
+            full_feature_names=False,
+        )
+        return _as_utc_like(job.to_df(), frame)
+
+
+def _as_utc_like(result: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
+    """The entity frame's UTC timestamp columns stay UTC (Spark hands them back naive, in its
+    session time zone, which the spark profile pins to UTC)."""
+    for column in entities.columns:
+        aware = getattr(entities[column].dtype, "tz", None) is not None
+        if aware and column in result and getattr(result[column].dtype, "tz", None) is None:
+            result[column] = result[column].dt.tz_localize("UTC")
+    return result
+
+
+@contextmanager
+def _entities_for_the_store(
+    settings: Settings, frame: pd.DataFrame
+) -> Iterator[pd.DataFrame | str]:
+    """The entity frame as the offline store takes it best. Feast's Spark store turns a pandas
+    frame into a Spark frame held in the driver (a local relation that the optimizer copies per
+    join): at 1M customers that ran the driver out of heap. On Spark the entities are written to
+    a Parquet file under the Spark scratch directory and handed over as a query of it (removed
+    afterwards); elsewhere the frame itself."""
+    if not settings.is_spark:
+        yield frame
+        return
+    scratch = settings.spark_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f"entities-{uuid.uuid4().hex}.parquet"
+    frame.to_parquet(path, index=False)
+    try:
+        yield f"select * from parquet.`{path}`"
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def materialize_online(settings: Settings, start: datetime, end: datetime) -> None:
