@@ -225,7 +225,9 @@ def test_customers_decided_one_at_a_time_get_the_batch_decision(campaigns):
     ).decisions
     cutoffs = send_cutoffs(batch)
     assert (cutoffs["camp_a"] is None) == (campaigns[0].max_sends > 10_000)
-    together = decide_customers(candidates, scores, campaigns, versioned, history, {}, T, cutoffs)
+    together = decide_customers(
+        candidates, scores, campaigns, versioned, history, {}, T, cutoffs
+    ).frame()
     assert _compare(batch, together).empty
     # one customer at a time, the way a request is decided
     sample = candidates.sample(150, random_state=1).sort_values("customer_id")
@@ -240,7 +242,7 @@ def test_customers_decided_one_at_a_time_get_the_batch_decision(campaigns):
                 {},
                 T,
                 cutoffs,
-            )
+            ).frame()
             for c in sample["customer_id"]
         ],
         ignore_index=True,
@@ -254,40 +256,40 @@ def test_a_campaign_whose_cap_is_used_up_today_sends_to_nobody():
     campaign = _campaign("camp_a", 50, 40.0)
     out = decide_customers(
         candidates, scores, [campaign], POLICY, history, {"camp_a": 50}, T, {"camp_a": None}
-    )
+    ).frame()
     assert not out["decision"].isin(["send", "deferred", "holdout"]).any()
     assert (out["reason"] == "outside_send_cap").sum() > 0
     room = decide_customers(
         candidates, scores, [campaign], POLICY, history, {"camp_a": 49}, T, {"camp_a": None}
-    )
+    ).frame()
     assert (room["decision"] == "send").sum() > 1  # no cut-off: room for each customer alone
 
 
 def test_the_api_rows_are_the_batch_schema_exactly():
     from orchestration.core.decisioning.decide import campaign_scores
     from orchestration.core.decisioning.engine import PolicyInputs, evaluate
-    from orchestration.core.decisioning.realtime.customer_decisions import _frame
+    from orchestration.core.decisioning.realtime.customer_decisions import (
+        DecisionColumns,
+        _columns,
+    )
 
     candidates, scores, history = _audience(500)
     frame = candidates.merge(scores, on="customer_id")
     campaign = _campaign("camp_a", 100, 40.0)
     inputs = PolicyInputs(frame, {"camp_a": campaign_scores(frame, campaign, 0.0)}, history, T)
     result = evaluate(inputs, [campaign], POLICY, {})
-    pd.testing.assert_frame_equal(
-        _frame(result, False), result.to_frame("api", None, trace_id=None)
-    )
+    api = DecisionColumns.concat(
+        [_columns(result, False)], result.policy_version, result.decided_at
+    ).frame()
+    pd.testing.assert_frame_equal(api, result.to_frame("api", None, trace_id=None))
 
 
 def test_a_requests_rows_are_the_frames_rows_as_python_values():
     """What an answer reads (``DecisionColumns.records``, no frame built) is the batch-schema
     frame's ``to_dict("records")``: the same keys, types and values, NaN and NaT included."""
-    from orchestration.core.decisioning.realtime.customer_decisions import (
-        decide_customer_columns,
-    )
-
     candidates, scores, history = _audience(300)
     campaign = _campaign("camp_a", 100, 40.0)
-    decided = decide_customer_columns(
+    decided = decide_customers(
         candidates, scores, [campaign], POLICY, history, {"camp_a": 10}, T, {"camp_a": None}
     )
     expected = decided.frame().to_dict("records")

@@ -20,7 +20,7 @@ from orchestration.core.decisioning.decide import (
 )
 from orchestration.core.decisioning.realtime.customer_decisions import (
     DecisionColumns,
-    decide_customer_columns,
+    decide_customers,
 )
 from orchestration.core.decisioning.realtime.decision_store import (
     ApiDecisionStore,
@@ -310,7 +310,7 @@ class DecisionService:
             and (c.name in triggered if triggered is not None else not c.is_triggered)
         ]
         candidates = state.customers.candidates(ids, decided_at)
-        return decide_customer_columns(
+        return decide_customers(
             candidates,
             scores,
             released,
