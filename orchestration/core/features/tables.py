@@ -15,9 +15,14 @@ from orchestration.core.features.publishing import FEATURE_TABLES
 KEYS = ("customer_id", "event_timestamp")
 
 
-def _joined_sql(version_path: Path) -> str:
+def _joined_sql(version_path: Path, only: str | None = None) -> str:
+    """The tables joined on their keys; ``only`` names a relation of keys the first table is
+    cut to before the joins (so only those rows are joined)."""
     first, *rest = FEATURE_TABLES
-    sql = f"select * from read_parquet('{version_path / f'{first}.parquet'}') as {first}"
+    source = f"read_parquet('{version_path / f'{first}.parquet'}')"
+    if only is not None:
+        source = f"(select * from {source} semi join {only} using (customer_id, event_timestamp))"
+    sql = f"select * from {source} as {first}"
     for table in rest:
         sql += f" join read_parquet('{version_path / f'{table}.parquet'}') as {table} using (customer_id, event_timestamp)"
     return sql
@@ -41,21 +46,28 @@ def read_feature_rows(
 ) -> pd.DataFrame:
     """All features per (customer, snapshot): the newest snapshot (``latest``) or the older ones.
 
-    With ``sample_rows`` a reproducible random sample of that many rows is returned.
+    With ``sample_rows`` a reproducible random sample of that many rows is returned, in key
+    order: the keys are chosen first on the spine (the rows with the smallest hash of key and
+    ``seed``: the same rows whatever DuckDB's threads do), then only those rows are joined. At 10M
+    customers joining every row first took 130 s and 18 GB for a sample of 20,000.
     """
     import duckdb
 
     comparison = "=" if latest else "<"
-    sql = (
-        f"with joined as ({_joined_sql(version_path)}), "
-        f"newest as (select max(event_timestamp) as at from joined), "
-        f"selected as (select joined.* from joined, newest "
-        f"where joined.event_timestamp {comparison} newest.at) "
-        f"select * from selected"
+    first = f"read_parquet('{version_path / f'{FEATURE_TABLES[0]}.parquet'}')"
+    spine = (
+        f"select customer_id, event_timestamp from {first} "
+        f"where event_timestamp {comparison} (select max(event_timestamp) from {first})"
     )
     if sample_rows is not None:
-        # The sample applies to the filtered rows (a sample clause on the join would sample first).
-        sql += f" using sample reservoir({int(sample_rows)} rows) repeatable ({int(seed)})"
+        spine += (
+            f" order by hash(customer_id, event_timestamp, {int(seed)}), customer_id,"
+            f" event_timestamp limit {int(sample_rows)}"
+        )
+    sql = (
+        f"with chosen as ({spine}) {_joined_sql(version_path, only='chosen')} "
+        "order by customer_id, event_timestamp"
+    )
     con = duckdb.connect()
     try:
         return con.execute(sql).df()
