@@ -343,12 +343,34 @@ def _where(filename: str) -> str:
     return Path(filename).name
 
 
+def _module_of(filename: str) -> str:
+    """The dotted module a warning's file is (``pkg/mod.py`` -> ``pkg.mod``)."""
+    path = _where(filename).removesuffix(".py").removesuffix("/__init__")
+    return path.replace("/", ".")
+
+
+def is_library_warning(message: Warning | str, category: type[Warning], filename: str) -> bool:
+    """Whether a warning about to be shown is one of :data:`LIBRARY_WARNINGS`. The filters
+    decide first; this is checked again when a warning is shown because a library may push its
+    own filter in front of ours between two stages (Feast sets ``DeprecationWarning`` to "once"
+    when the warm-up thread imports it, during the first stage)."""
+    module, text = _module_of(filename), str(message)
+    return any(
+        issubclass(category, hidden)
+        and re.match(module_pattern, module)
+        and re.match(message_pattern, text, re.IGNORECASE)
+        for hidden, module_pattern, message_pattern, _why in LIBRARY_WARNINGS
+    )
+
+
 @contextlib.contextmanager
 def _warnings_noted(note: Callable[[str], None] | None) -> Iterator[None]:
     """Warnings still go to stderr (the log); unless verbose, each is also noted in one line."""
     shown = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
+        if is_library_warning(message, category, filename):
+            return
         shown(message, category, filename, lineno, file, line)
         if note is not None:
             text = (str(message).strip().splitlines() or [""])[0]
