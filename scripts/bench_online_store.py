@@ -4,8 +4,8 @@
                                                         # Redis: stock 100k, bulk 100k + 1M
     .venv/bin/python scripts/bench_online_store.py --packed 100000 --stock --redis 100000 --redis-stock
 
-Synthetic feature tables with the project's schema (the three views of feature_repo/, 25 Int64 and
-Float64 features, ~5 % nulls), one snapshot per customer, written as Parquet where the pipeline
+Synthetic feature tables with the project's schema (the four views of feature_repo/: 25 Int64 and
+Float64 features and the declared attributes' columns, ~5 % nulls), one snapshot per customer, written as Parquet where the pipeline
 publishes them. Each case runs in its own process (so peak RSS is that case's own: the Feast
 import, apply, materialize and 200 reads): it applies the project's feature repo with the
 project's feature_store.yaml, the online store (and batch engine) swapped for the case, and
@@ -83,13 +83,25 @@ VIEWS = {
 }
 
 
+def _views() -> dict[str, list[str]]:
+    """The feature tables and their columns: the three fixed views and the declared attributes'
+    (config/attributes.yaml, as the feature repo reads it; numeric ones are Float64)."""
+    sys.path.insert(0, str(PROJECT_DIR))
+    from orchestration.core.world.attributes import load_attributes
+    from orchestration.settings import Settings
+
+    declared = load_attributes(Settings.from_env().attributes_file).feature_columns()
+    FLOAT_FEATURES.update(c.name for c in declared if c.dtype == "float64")
+    return {**VIEWS, "feat_customer_attributes": [c.name for c in declared]} if declared else VIEWS
+
+
 def write_feature_tables(directory: Path, customers: int, seed: int = 0) -> None:
     """One snapshot row per customer for each feature table (the project's columns and types)."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     ids = pa.array(np.arange(1, customers + 1, dtype=np.int64))
     stamps = pa.array(np.full(customers, SNAPSHOT), pa.timestamp("us", tz="UTC"))
-    for table, features in VIEWS.items():
+    for table, features in _views().items():
         columns: dict[str, pa.Array] = {"customer_id": ids}
         for name in features:
             nulls = rng.random(customers) < 0.05
@@ -163,6 +175,7 @@ def _timed_writer() -> list[float]:
 def run_case(kind: str, customers: int) -> dict:
     """One case, in this process (the parent runs it in a child): apply, materialize, read."""
     from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import PushSource
 
     from orchestration.core.features.feast_store import _import_repo_modules
     from orchestration.settings import Settings
@@ -173,7 +186,13 @@ def run_case(kind: str, customers: int) -> dict:
     store.apply([o for o in objects if isinstance(o, Entity | FeatureView | FeatureService)])
     spent = _timed_writer()
     started = time.perf_counter()
-    store.materialize(SNAPSHOT - timedelta(seconds=1), SNAPSHOT + timedelta(seconds=1))
+    # as the pipeline does (feast_store.materialize_online): push-source views are not loaded
+    views = [
+        v.name for v in store.list_feature_views() if not isinstance(v.stream_source, PushSource)
+    ]
+    store.materialize(
+        SNAPSHOT - timedelta(seconds=1), SNAPSHOT + timedelta(seconds=1), feature_views=views
+    )
     seconds = time.perf_counter() - started
     service = store.get_feature_service("uplift_model_v1")
     rng = np.random.default_rng(1)
@@ -240,7 +259,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_case(args.child[0], int(args.child[1]))))
         return
-    views = len(VIEWS)
+    views = len(_views())
     print(
         f"{'store':<12} {'entities':>10} {'views':>5} {'seconds':>8} {'writer s':>8} "
         f"{'peak RSS MB':>11} {'file MB':>8} {'redis MB':>8} {'read p50/p99 ms':>16}"

@@ -42,6 +42,7 @@ def stores(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         point_at(mp, data_dir)
         mp.setattr(packed, "BULK_CHUNK_ROWS", 50)  # the bulk writer's chunking is exercised too
+        mp.setattr(packed, "ROWS_PER_INSERT", 7)  # and its multi-row statements (and the rest)
         settings = Settings.from_env()
         world = build_world(settings)
         stock = feature_store(settings, data_dir / "feast_stock", {"type": "sqlite"}, "local")
@@ -51,7 +52,13 @@ def stores(tmp_path_factory):
         for store in (stock, mine):
             store.apply([world["customer"], *world["services"], *world["views"].values()])
             materialize_all(store)
-        yield {"stock": stock, "packed": mine, "settings": settings, "views": world["views"]}
+        yield {
+            "stock": stock,
+            "packed": mine,
+            "settings": settings,
+            "views": world["views"],
+            "customer": world["customer"],
+        }
 
 
 def test_online_features_match_the_stock_store(stores):
@@ -206,3 +213,43 @@ def test_online_freshness_gate_reads_the_packed_store(stores):
         with sqlite3.connect(db) as con:
             for table in names:
                 con.execute(f'update "{table}" set event_ts = event_ts + {shift}')
+
+
+@pytest.mark.parametrize(
+    ("chunk_rows", "rows_per_insert"),
+    [(50, 250), (1000, 201)],  # 64-row chunks (the batch size wins); one chunk, one statement
+)
+def test_the_bulk_writer_keeps_the_last_of_a_key_written_twice_rows_apart(
+    stores, tmp_path, monkeypatch, chunk_rows, rows_per_insert
+):
+    """The rows go in in key order over the whole table (not per chunk), many to a statement:
+    a key that comes twice, its rows far apart, keeps the later row, as the stock store does."""
+    import pyarrow as pa
+
+    import orchestration.core.features.online_store as packed
+
+    monkeypatch.setattr(packed, "BULK_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(packed, "ROWS_PER_INSERT", rows_per_insert)
+    view = stores["views"][EXTRAS]
+    store = feature_store(
+        stores["settings"], tmp_path, {"type": packed.STORE_TYPE}, {"type": packed.ENGINE_TYPE}
+    )
+    store.apply([stores["customer"], view])
+    ids = [*range(1, 201), 7]  # customer 7 again, 194 rows after its first row
+    at = pa.array([NEWEST] * len(ids), pa.timestamp("us", tz="UTC"))
+    data = pa.table(
+        {
+            "customer_id": pa.array(ids, pa.int64()),
+            "is_flagged": pa.array([i % 2 == 0 for i in ids]),
+            "score_f32": pa.array([i / 4 for i in ids], pa.float32()),
+            "rank_i32": pa.array([*range(1, 201), -7], pa.int32()),
+            "label": pa.array([f"c{i}" for i in ids]),
+            "event_timestamp": at,
+        }
+    )
+    online = store._get_provider().online_store
+    assert online.online_write_arrow(store.config, view, data) == len(ids)
+    got = read(store, [f"{EXTRAS}:rank_i32", f"{EXTRAS}:label"], range(1, 201)).to_dict()
+    expected = [-7 if i == 7 else i for i in range(1, 201)]
+    assert got[f"{EXTRAS}__rank_i32"] == expected
+    assert got[f"{EXTRAS}__label"] == [f"c{i}" for i in range(1, 201)]
