@@ -32,7 +32,7 @@ sys.path.insert(0, str(PROJECT / "scripts"))
 # the stages the floor stands for: pipeline step(s) -> floor part
 FLOOR_OF = {
     "warehouse": ("warehouse_models",),
-    "model": ("uplift_model",),
+    "model": ("uplift_model", "customer_scores"),  # the floor fits and predicts every customer
     "policy": ("campaign_decisions",),
 }
 
@@ -40,11 +40,13 @@ FLOOR_OF = {
 class TreeMemory:
     """Peak resident memory of a process and its descendants, sampled in a thread."""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int, every: float = 0.2, log: Path | None = None) -> None:
         self.root = psutil.Process(pid)
         self.every = every
+        self.log = log  # the run's terminal output: its size at the peak says which stage
         self.peak_tree = 0
         self.peak_single = 0
+        self.log_size_at_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -59,7 +61,10 @@ class TreeMemory:
             for proc in procs:
                 with contextlib.suppress(psutil.Error):
                     sizes.append(proc.memory_info().rss)
-            self.peak_tree = max(self.peak_tree, sum(sizes))
+            if sum(sizes) > self.peak_tree:
+                self.peak_tree = sum(sizes)
+                with contextlib.suppress(OSError):
+                    self.log_size_at_peak = self.log.stat().st_size if self.log else 0
             self.peak_single = max(self.peak_single, max(sizes, default=0))
             self._stop.wait(self.every)
 
@@ -97,7 +102,7 @@ def run_pipeline(customers: int, root: Path) -> tuple[dict, Path]:
         process = subprocess.Popen(
             command, env=_environment(data_dir), cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT
         )
-        memory = TreeMemory(process.pid)
+        memory = TreeMemory(process.pid, log=log)
         process.wait()
         memory.stop()
     wall = time.perf_counter() - started
@@ -108,7 +113,20 @@ def run_pipeline(customers: int, root: Path) -> tuple[dict, Path]:
     result["process_wall_seconds"] = round(wall, 1)
     result["peak_tree_rss_mb"] = round(memory.peak_tree / 2**20)
     result["peak_single_rss_mb"] = round(memory.peak_single / 2**20)
+    result["peak_after_stage"] = _last_stage(log.read_bytes()[: memory.log_size_at_peak])
     return result, data_dir
+
+
+def _last_stage(output: bytes) -> str:
+    """The last stage line (``  ✓ step  12.3s ...``) of the run's output so far (whole
+    lines only)."""
+    output = output[: output.rfind(b"\n") + 1]
+    stages = [
+        line.split()[1]
+        for line in output.decode(errors="replace").splitlines()
+        if line.strip()[:1] in {"✓", "!", "✗"} and len(line.split()) > 1
+    ]
+    return stages[-1] if stages else "(before the first stage)"
 
 
 def measure_floor(result: dict, data_dir: Path) -> dict:
@@ -139,7 +157,8 @@ def report(customers: int, r: dict, floor: dict) -> None:
     print(
         f"\n== {customers:,} customers: {r['status']}  pipeline {r['wall_seconds']:.1f} s "
         f"(process wall {r['process_wall_seconds']} s), peak RSS {r['peak_tree_rss_mb']:,} MB "
-        f"process tree / {r['peak_single_rss_mb']:,} MB largest process"
+        f"process tree / {r['peak_single_rss_mb']:,} MB largest process (the peak came after "
+        f"{r.get('peak_after_stage', '?')} had finished)"
     )
     print(f"   {'stage':<46} {'status':<8} {'seconds':>8} {'rows':>12}")
     for stage in r["stages"]:
