@@ -5,8 +5,8 @@
     .venv/bin/python scripts/bench_online_store.py --packed 100000 --stock --redis 100000 --redis-stock
 
 Synthetic feature tables with the project's schema (the four views of feature_repo/: 25 Int64 and
-Float64 features and the declared attributes' columns, ~5 % nulls), one snapshot per customer, written as Parquet where the pipeline
-publishes them. Each case runs in its own process (so peak RSS is that case's own: the Feast
+Float64 features and the declared attributes' columns, ~5 % nulls), one snapshot per customer,
+written as Parquet where the pipeline publishes them. Each case runs in its own process (so peak RSS is that case's own: the Feast
 import, apply, materialize and 200 reads): it applies the project's feature repo with the
 project's feature_store.yaml, the online store (and batch engine) swapped for the case, and
 materializes the snapshot window, as the ``online_features`` asset does. Prints seconds of
@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_DIR))  # the project's packages (orchestration, tests.support)
 SNAPSHOT = datetime(2026, 3, 2, tzinfo=UTC)
 STOCK_1M_BEFORE = "not run (728 s measured before)"
 FLOAT_FEATURES = {
@@ -83,16 +84,17 @@ VIEWS = {
 }
 
 
-def _views() -> dict[str, list[str]]:
-    """The feature tables and their columns: the three fixed views and the declared attributes'
-    (config/attributes.yaml, as the feature repo reads it; numeric ones are Float64)."""
-    sys.path.insert(0, str(PROJECT_DIR))
+def _views() -> tuple[dict[str, list[str]], set[str]]:
+    """(feature table -> columns, the Float64 columns): the three fixed views and the declared
+    attributes' (config/attributes.yaml, as the feature repo reads it)."""
     from orchestration.core.world.attributes import load_attributes
     from orchestration.settings import Settings
 
     declared = load_attributes(Settings.from_env().attributes_file).feature_columns()
-    FLOAT_FEATURES.update(c.name for c in declared if c.dtype == "float64")
-    return {**VIEWS, "feat_customer_attributes": [c.name for c in declared]} if declared else VIEWS
+    floats = FLOAT_FEATURES | {c.name for c in declared if c.dtype == "float64"}
+    if not declared:
+        return VIEWS, floats
+    return {**VIEWS, "feat_customer_attributes": [c.name for c in declared]}, floats
 
 
 def write_feature_tables(directory: Path, customers: int, seed: int = 0) -> None:
@@ -101,11 +103,12 @@ def write_feature_tables(directory: Path, customers: int, seed: int = 0) -> None
     directory.mkdir(parents=True, exist_ok=True)
     ids = pa.array(np.arange(1, customers + 1, dtype=np.int64))
     stamps = pa.array(np.full(customers, SNAPSHOT), pa.timestamp("us", tz="UTC"))
-    for table, features in _views().items():
+    views, floats = _views()
+    for table, features in views.items():
         columns: dict[str, pa.Array] = {"customer_id": ids}
         for name in features:
             nulls = rng.random(customers) < 0.05
-            if name in FLOAT_FEATURES:
+            if name in floats:
                 values = pa.array(rng.gamma(2.0, 40.0, customers), mask=nulls)
             else:
                 values = pa.array(rng.poisson(3.0, customers).astype(np.int64), mask=nulls)
@@ -238,7 +241,6 @@ def _child(kind: str, customers: int, redis=None) -> dict:
 
 
 def _redis_server(directory: Path):
-    sys.path.insert(0, str(PROJECT_DIR))
     from tests.support.redis_server import RedisServer
 
     return RedisServer(directory).start()
@@ -259,7 +261,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_case(args.child[0], int(args.child[1]))))
         return
-    views = len(_views())
+    views = len(_views()[0])
     print(
         f"{'store':<12} {'entities':>10} {'views':>5} {'seconds':>8} {'writer s':>8} "
         f"{'peak RSS MB':>11} {'file MB':>8} {'redis MB':>8} {'read p50/p99 ms':>16}"

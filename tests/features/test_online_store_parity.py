@@ -222,8 +222,9 @@ def test_online_freshness_gate_reads_the_packed_store(stores):
 def test_the_bulk_writer_keeps_the_last_of_a_key_written_twice_rows_apart(
     stores, tmp_path, monkeypatch, chunk_rows, rows_per_insert
 ):
-    """The rows go in in key order over the whole table (not per chunk), many to a statement:
-    a key that comes twice, its rows far apart, keeps the later row, as the stock store does."""
+    """The writer reorders the rows (key order over the whole table, many to a statement): a
+    key that comes twice, its rows far apart, still keeps the later row, as the stock store
+    does."""
     import pyarrow as pa
 
     import orchestration.core.features.online_store as packed
