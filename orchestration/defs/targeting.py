@@ -96,12 +96,13 @@ def customer_scores(
     uplift_model: RegisteredModel,
     settings: CampaignSettings,
 ) -> Output[ScoringBatch]:
+    import pyarrow.parquet as pq
+
     from orchestration.core.decisioning.campaigns import load_campaigns
-    from orchestration.core.decisioning.scoring import score_with_aliases, wanted_model_refs
+    from orchestration.core.decisioning.scoring import score_parquet, wanted_model_refs
     from orchestration.core.features.feast_store import FEATURE_SERVICE, feature_names
 
     s = settings.get()
-    frame = pd.read_parquet(scoring_features.path)
     features = feature_names(s, FEATURE_SERVICE)
     campaigns = [c for c in load_campaigns(s.campaigns_dir).campaigns.values() if c.enabled]
     refs = wanted_model_refs(campaigns, s.model_name)
@@ -109,16 +110,17 @@ def customer_scores(
     if s.is_spark:  # mlflow's spark_udf on the pipeline's Spark session; Spark writes `path`
         from orchestration.core.decisioning.spark_scoring import score_on_spark
 
+        frame = pd.read_parquet(scoring_features.path)
         result = score_on_spark(s, frame, features, refs, path)
-    else:
-        result = score_with_aliases(s, frame, features, refs)
+    else:  # read and scored in batches: one batch's features in memory, not every customer's
+        result = score_parquet(s, scoring_features.path, features, refs)
         result.scores.to_parquet(path, index=False)
     for ref, error in result.unavailable.items():
         context.log.warning(f"model {ref} not scored: {error}")
     champion_ref = f"{s.model_name}@champion"
     if champion_ref not in result.versions:
         raise RuntimeError(f"no champion version of {s.model_name}; train and register one first")
-    eligible = len(frame)
+    eligible = pq.read_metadata(scoring_features.path).num_rows
     return Output(
         ScoringBatch(
             path=str(path),

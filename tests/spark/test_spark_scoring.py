@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.registered_models import register_champion
+
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make setup-spark)")
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -28,27 +30,6 @@ def _world(seed: int = 5) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     return X, treated, y.to_numpy()
 
 
-def _register_champion(settings, learner) -> str:
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from orchestration.core.model.pyfunc import UpliftPyfuncModel
-    from orchestration.core.model.registry import MODEL_REQUIREMENTS, configure
-
-    client = configure(settings)
-    example = pd.DataFrame(np.zeros((3, len(FEATURES))), columns=FEATURES)
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=UpliftPyfuncModel(learner, FEATURES),
-            signature=infer_signature(example, learner.predict_uplift(example)),
-            pip_requirements=MODEL_REQUIREMENTS,
-        )
-    version = mlflow.register_model(info.model_uri, settings.model_name).version
-    client.set_registered_model_alias(settings.model_name, "champion", version)
-    return str(version)
-
-
 @pytest.fixture
 def spark_settings(data_dir, monkeypatch):
     from orchestration.settings import Settings
@@ -64,7 +45,7 @@ def test_spark_udf_scores_equal_pandas_scores(spark_settings, data_dir):
 
     X, treated, y = _world()
     learner = make_learner("two_model", params={"n_estimators": 30}).fit(X, treated, y)
-    version = _register_champion(spark_settings, learner)
+    version = register_champion(spark_settings, learner, FEATURES)
     features = X.assign(customer_id=np.arange(1, ROWS + 1))
     features.loc[:9, FEATURES] = np.nan  # ten customers without features: never scored
     refs = [(spark_settings.model_name, "champion")]
