@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 # Tests never read the developer's data/ or MLflow store by accident.
 os.environ.setdefault("CAMPAIGN_DATA_DIR", "/nonexistent-set-by-fixture")
 # A fixed key for the recipient refs, so no test warns about the public development key
 # (tests of the fallback itself delete it with monkeypatch).
 os.environ.setdefault("CAMPAIGN_PSEUDONYM_KEY", "test-only-pseudonym-key")
+
+
+def local_instance(home: Path) -> DagsterInstance:
+    """The instance ``campaign run`` opens for ``DAGSTER_HOME=home`` on the local profile
+    (Dagster's SQLite files under ``home``, the event log through the pooled storage), so the
+    pipeline tests run on the storage a user's runs get."""
+    from orchestration.instance import dagster_instance
+    from orchestration.settings import Settings
+
+    return dagster_instance(Settings.from_env(), home)
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from dagster import DagsterInstance
 
 from orchestration.settings import Settings
-from tests.conftest import point_at
+from tests.conftest import local_instance, point_at
 from tests.e2e.example_rct import run_example
 
 CUSTOMERS = 20_000
@@ -43,7 +43,7 @@ def world(tmp_path_factory):
         mp.setenv("CAMPAIGN_WORLD_NOW", WORLD_START.isoformat())
         home = data_dir.parent / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
-        instance = DagsterInstance.local_temp(str(home))
+        instance = local_instance(home)
         first = run_pipeline(instance)
         yield {"instance": instance, "settings": Settings.from_env(), "first": first, "mp": mp}
 

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
 
 from orchestration.settings import PROJECT_DIR, Settings
-from tests.conftest import point_at
+from tests.conftest import local_instance, point_at
 
 EXAMPLE = PROJECT_DIR / "examples" / "rct"
 UPGRADED = 2  # a basic-plan customer of the example (row 2 of rct.csv), upgraded after the send
@@ -87,7 +86,7 @@ def run_example(root: Path) -> dict:
         mp.delenv("CAMPAIGN_TARGET", raising=False)
         home = root / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
-        instance = DagsterInstance.local_temp(str(home))
+        instance = local_instance(home)
         try:
             result = (
                 reload_definitions()

@@ -24,7 +24,7 @@ from orchestration.core.governance.approvals import (
 )
 from orchestration.core.observability.audit import AuditLog, audit_log_path
 from orchestration.settings import Settings
-from tests.conftest import point_at
+from tests.conftest import local_instance, point_at
 from tests.governance.approvers import write_approvers
 
 pytestmark = pytest.mark.e2e
@@ -72,7 +72,7 @@ def held_world(tmp_path_factory):
         mp.setenv("CAMPAIGN_MIN_CHAMPION_QINI", "-1")
         write_approvers(root / "team", mp)
         (root / "dagster_home").mkdir()
-        instance = DagsterInstance.local_temp(str(root / "dagster_home"))
+        instance = local_instance(root / "dagster_home")
         held = _run(instance)
         yield {"instance": instance, "settings": Settings.from_env(), "held": held}
 

@@ -22,7 +22,7 @@ import pytest
 from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey, DagsterInstance
 
 from orchestration.settings import Settings
-from tests.conftest import point_at
+from tests.conftest import local_instance, point_at
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,7 @@ def gate_world(tmp_path_factory):
         mp.setenv("CAMPAIGN_MIN_CHAMPION_QINI", "-1")
         home = data_dir.parent / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
-        instance = DagsterInstance.local_temp(str(home))
+        instance = local_instance(home)
         good = _run(instance)
         s = Settings.from_env()
         assert good.success, [k for k, e in _checks(good).items() if not e.passed]

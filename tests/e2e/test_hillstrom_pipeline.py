@@ -11,11 +11,10 @@ import math
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
 
 from orchestration.core.world.datasets.hillstrom import pipeline_world_now
 from orchestration.settings import Settings
-from tests.conftest import point_at
+from tests.conftest import local_instance, point_at
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +38,7 @@ def hillstrom_run(tmp_path_factory):
         mp.setenv("CAMPAIGN_WORLD_NOW", pipeline_world_now().isoformat())
         home = data_dir.parent / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
-        instance = DagsterInstance.local_temp(str(home))
+        instance = local_instance(home)
         result = defs.resolve_job_def("campaign_pipeline").execute_in_process(
             instance=instance, raise_on_error=False
         )

@@ -56,7 +56,13 @@ def _execute(path: Path, tmp_path: Path) -> list:
     return [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def _marks(path: Path) -> list:
+    # notebook 05 maps and runs the whole bring-your-own-data example itself (~100 s on 2 cores):
+    # slow (``make test-slow``); tests/e2e/test_own_data_pipeline.py runs the same path in the suite
+    return [pytest.mark.slow] if path.name.startswith("05_") else []
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.name, marks=_marks(p)) for p in NOTEBOOKS])
 def test_notebook_executes(world, path: Path, tmp_path, monkeypatch):
     assert world["first"].success
     # notebook 05 maps and runs the bring-your-own-data example in a directory of its own

@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
 
 from orchestration.settings import Settings
-from tests.conftest import point_at
+from tests.conftest import local_instance, point_at
 from tests.gateway.stub_provider import StubProvider
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +59,7 @@ def traced_run(tmp_path_factory):
             mp.setenv("CAMPAIGN_GATEWAY_CONFIG", str(config))
             mp.setenv("STUB_PROVIDER_TOKEN", "trace-token")
             (root / "dagster_home").mkdir()
-            instance = DagsterInstance.local_temp(str(root / "dagster_home"))
+            instance = local_instance(root / "dagster_home")
             result = defs.resolve_job_def("campaign_pipeline").execute_in_process(
                 instance=instance,
                 run_config={

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey
 
 from orchestration.settings import Settings
-from tests.conftest import point_at
+from tests.conftest import local_instance, point_at
 from tests.e2e.conftest import WORLD_START
 from tests.e2e.example_rct import reload_definitions as _definitions
 
@@ -46,7 +46,7 @@ def variant_run(tmp_path_factory):
         assert AssetKey(["audience", CAMPAIGN]) in defs.resolve_all_asset_keys()
         home = data_dir.parent / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
-        instance = DagsterInstance.local_temp(str(home))
+        instance = local_instance(home)
         result = defs.resolve_job_def("campaign_pipeline").execute_in_process(
             instance=instance,
             run_config={"ops": {"raw_data": {"config": {"customers": 20_000, "seed": 7}}}},

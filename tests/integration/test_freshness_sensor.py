@@ -13,12 +13,12 @@ import pytest
 from dagster import (
     AssetKey,
     AssetMaterialization,
-    DagsterInstance,
     SkipReason,
     build_sensor_context,
 )
 
 from orchestration.core.world.contract import RAW_TABLES_BY_NAME, raw_path
+from tests.conftest import local_instance
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def instance(tmp_path, data_dir, monkeypatch):
     monkeypatch.delenv("CAMPAIGN_WORLD_NOW", raising=False)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    with DagsterInstance.local_temp(str(home)) as instance:
+    with local_instance(home) as instance:
         yield instance
 
 

@@ -7,13 +7,13 @@ from dagster import (
     AssetCheckEvaluation,
     AssetKey,
     AssetMaterialization,
-    DagsterInstance,
     RunRequest,
     SkipReason,
     build_sensor_context,
 )
 
 from orchestration.core.model.retraining import Observation, should_retrain
+from tests.conftest import local_instance
 
 
 def test_a_failed_drift_evaluation_requests_one_retrain():
@@ -49,7 +49,7 @@ def test_nothing_observed_yet_means_no_retrain():
 @pytest.fixture
 def instance(tmp_path, monkeypatch):
     monkeypatch.delenv("CAMPAIGN_MIN_LIFT", raising=False)
-    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+    with local_instance(tmp_path) as instance:
         yield instance
 
 
