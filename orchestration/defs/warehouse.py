@@ -20,6 +20,7 @@ from dagster_dbt import (
 from orchestration.core.world.attributes import dbt_vars_json
 from orchestration.dbt_project import campaign_dbt_project, ensure_manifest, keep_partial_parse
 from orchestration.resources import CampaignSettings
+from orchestration.settings import Settings
 
 
 class CampaignDbtTranslator(DagsterDbtTranslator):
@@ -76,10 +77,18 @@ def warehouse_models(
     # the declared customer attributes (config/attributes.yaml) shape the attribute models; the
     # clock goes through the environment (see macros/decision_time.sql: a var that changes every
     # run would re-parse the whole project every build)
-    with _environment(CAMPAIGN_DBT_AS_OF=s.now().isoformat()):
+    with _environment(**dbt_environment(s)):
         invocation = dbt.cli([*args, "--vars", dbt_vars_json(s.attributes_file)], context=context)
     yield from invocation.stream()
     keep_partial_parse(invocation.target_path)
+
+
+def dbt_environment(s: Settings) -> dict[str, str]:
+    """What the build's dbt process reads from the environment besides the profile's defaults:
+    the clock, and the data directory as the settings resolved it (profiles.yml takes
+    CAMPAIGN_DATA_DIR as written and dbt runs in dbt_project/, so a relative one, e.g.
+    ``CAMPAIGN_DATA_DIR=data/mine``, named another directory there and dbt found no raw files)."""
+    return {"CAMPAIGN_DBT_AS_OF": s.now().isoformat(), "CAMPAIGN_DATA_DIR": str(s.data_dir)}
 
 
 @contextmanager
