@@ -30,7 +30,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 CUSTOMERS ?= 100000
 
-.PHONY: help setup setup-spark java test-spark bench-spark run test test-all browser redis screenshot ui drift-ui mlflow bench bench-10m bench-online bench-api test-slow lint format dbt-build clean services-up services-down services-status servers test-production
+.PHONY: help setup setup-spark java test-spark bench-spark run test test-all browser redis screenshot ui drift-ui mlflow bench bench-10m bench-online bench-api test-slow test-ci-slow lint format dbt-build clean services-up services-down services-status servers test-production
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,8 +78,11 @@ redis: ## Debian's redis-server for the Redis online store tests (installed with
 screenshot: setup browser ## refresh docs/images/asset_graph.png from the live Dagster UI
 	UI_SCREENSHOT_PATH=$(CURDIR)/docs/images/asset_graph.png $(BIN)/pytest -q tests/ui -k asset_graph
 
-test-slow: setup ## the slow tests (second worlds, the drift recovery, notebook 05, Hillstrom; ~15 min; .ci/run runs them)
+test-slow: setup ## the slow tests (second worlds, the drift recovery, notebook 05, Hillstrom)
 	$(BIN)/pytest -m "slow and not production and not spark" --ignore=tests/spark -q --durations=10
+
+test-ci-slow: setup ## the slow tests CI runs after make test: the drift recovery end to end and notebook 05 (~7 min)
+	$(BIN)/pytest -m slow -q tests/e2e/test_drift_recovery.py "tests/e2e/test_notebooks.py::test_notebook_executes[05_bring_your_own_data.ipynb]"
 
 test-production: setup servers ## the production profile end to end on throwaway Postgres + Redis (~3 min; .ci/run runs it)
 	$(BIN)/pytest -m production -q tests/production
