@@ -81,7 +81,7 @@ screenshot: setup browser ## refresh docs/images/asset_graph.png from the live D
 test-slow: setup ## the slow tests (second worlds, the drift recovery, notebook 05, Hillstrom)
 	$(BIN)/pytest -m "slow and not production and not spark" --ignore=tests/spark -q --durations=10
 
-test-ci-slow: setup ## the slow tests CI runs after make test: the drift recovery end to end and notebook 05 (~7 min)
+test-ci-slow: setup ## the slow tests CI runs after make test: the drift recovery end to end and notebook 05 (323 s in CI)
 	$(BIN)/pytest -m slow -q tests/e2e/test_drift_recovery.py "tests/e2e/test_notebooks.py::test_notebook_executes[05_bring_your_own_data.ipynb]"
 
 test-production: setup servers ## the production profile end to end on throwaway Postgres + Redis (~3 min; .ci/run runs it)

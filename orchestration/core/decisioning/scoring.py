@@ -238,13 +238,14 @@ def score_batches(
     if offset != rows:
         raise ValueError(f"the batches held {offset:,} rows, {rows:,} were announced")
     columns: dict[str, object] = {"customer_id": customer_ids}
+    scored_rows = int(has_features.sum())
     for m in models:
         columns[score_column(m.ref)] = uplift[m.ref]
         for arm in m.arms:
             columns[arm_score_column(m.ref, arm)] = per_arm[(m.ref, arm)]
         columns[version_column(m.ref)] = m.version
         result.versions[m.ref] = m.version
-        result.scored[m.ref] = int(has_features.sum())
+        result.scored[m.ref] = scored_rows
         scored = uplift[m.ref][has_features]
         result.mean_uplift[m.ref] = float(scored.mean()) if len(scored) else 0.0
         result.share_positive[m.ref] = float((scored > 0).mean()) if len(scored) else 0.0
