@@ -124,3 +124,9 @@ def test_a_feature_dated_after_the_exposure_never_reaches_its_training_row(data_
     second = frame.loc["e2", features].astype(float)
     assert (second == 4).all(), second[second != 4]  # later exposure: newest earlier value
     assert frame.loc["e1", "label"] == 1 and frame.loc["e2", "label"] == 0
+
+    # a join a row at a time (how 10M customers are retrieved: in chunks) gives the same rows
+    chunked = historical_features(settings, entities, FEATURE_SERVICE, chunk_rows=1)
+    pd.testing.assert_frame_equal(
+        chunked.set_index("exposure_id").sort_index()[frame.columns], frame.sort_index()
+    )

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 FEATURE_SERVICE = "uplift_model_v2"
 ENTITY_KEY = "customer_id"
 TIMESTAMP_COLUMN = "event_timestamp"
+# Entity rows per point-in-time join. Feast's offline join keeps, in memory, every feature row
+# of an entity dated before its timestamp until it picks the newest: at 10M customers in one
+# join the scoring step peaked at 16 GB. Up to this many rows is one join (100k and 1M are).
+RETRIEVAL_CHUNK_ROWS = 2_000_000
 
 
 def open_feature_store(settings: Settings) -> FeatureStore:
@@ -163,12 +167,17 @@ def feature_names(settings: Settings, service: str = FEATURE_SERVICE) -> list[st
 
 
 def historical_features(
-    settings: Settings, entity_df: pd.DataFrame, service: str = FEATURE_SERVICE
+    settings: Settings,
+    entity_df: pd.DataFrame,
+    service: str = FEATURE_SERVICE,
+    chunk_rows: int = RETRIEVAL_CHUNK_ROWS,
 ) -> pd.DataFrame:
     """Point-in-time correct features for each (customer_id, event_timestamp) row.
 
     Used for both training (timestamps = past exposures) and bulk scoring (timestamp = decision
-    time): the same definitions on both sides. Rows keep the entity frame's extra columns.
+    time): the same definitions on both sides. Rows keep the entity frame's extra columns; their
+    order is not kept. More than ``chunk_rows`` rows are joined ``chunk_rows`` at a time (each
+    row's features depend on that row alone, so the result is the same).
     """
     missing = {ENTITY_KEY, TIMESTAMP_COLUMN} - set(entity_df.columns)
     if missing:
@@ -178,6 +187,15 @@ def historical_features(
     store = open_feature_store(settings)
     frame = entity_df.copy()
     frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN], utc=True)
+    starts = range(0, max(len(frame), 1), chunk_rows)
+    parts = [_joined(settings, store, frame.iloc[i : i + chunk_rows], service) for i in starts]
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def _joined(
+    settings: Settings, store: FeatureStore, frame: pd.DataFrame, service: str
+) -> pd.DataFrame:
+    """One point-in-time join of ``frame``'s rows (see ``historical_features``)."""
     with _entities_for_the_store(settings, frame) as entities:
         job = store.get_historical_features(
             entity_df=entities,
