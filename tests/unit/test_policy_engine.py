@@ -16,6 +16,7 @@ from orchestration.core.decisioning.engine import (
     evaluate,
 )
 from orchestration.core.decisioning.policy import parse_policy
+from tests.support.policy_candidates import open_candidates
 
 # 09:30 UTC: 04:30 in New York (SMS quiet hours), 09:30 in London (allowed).
 DECIDED_AT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -27,21 +28,7 @@ BARE_POLICY = NO_CONTROL + NO_CAPS + NO_QUIET_HOURS
 
 
 def _candidates(n: int, **overrides) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "customer_id": np.arange(1, n + 1, dtype="int64"),
-            "region": "eu-west",
-            "time_zone": "Europe/London",
-            "signed_up_at": pd.Timestamp("2024-01-01", tz="UTC"),
-        }
-    )
-    for channel in ("email", "sms", "push"):
-        frame[f"is_{channel}_opted_in"] = True
-        frame[f"is_{channel}_suppressed"] = False
-        frame[f"is_{channel}_reachable"] = True
-    for column, value in overrides.items():
-        frame[column] = value
-    return frame
+    return open_candidates(np.arange(1, n + 1), **overrides)
 
 
 def _scores(uplift) -> CampaignScores:

@@ -26,6 +26,7 @@ from orchestration.core.decisioning.decide import (
 from orchestration.core.decisioning.engine import CampaignScores, PolicyInputs, evaluate
 from orchestration.core.decisioning.policy import parse_policy
 from orchestration.core.delivery.releases import decisions_digest, sendable
+from tests.support.policy_candidates import open_candidates
 
 DECIDED_AT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 POLICY = "global_control: {share: 0.0}\nfrequency_caps: []\nquiet_hours: {}\n"
@@ -33,19 +34,7 @@ REF = "uplift_model@champion"
 
 
 def _candidates(n: int) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "customer_id": np.arange(1, n + 1, dtype="int64"),
-            "region": "eu-west",
-            "time_zone": "Europe/London",
-            "signed_up_at": pd.Timestamp("2024-01-01", tz="UTC"),
-        }
-    )
-    for channel in ("email", "sms", "push"):
-        frame[f"is_{channel}_opted_in"] = True
-        frame[f"is_{channel}_suppressed"] = False
-        frame[f"is_{channel}_reachable"] = True
-    return frame
+    return open_candidates(np.arange(1, n + 1))
 
 
 def _campaign(**fields) -> Campaign:

@@ -115,6 +115,21 @@ class DecisionRun:
     errors: dict[str, str] = field(default_factory=dict)  # campaign -> why it was not evaluated
 
 
+def _one_row_per_customer(candidates: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The candidates with their scores, in customer order. A customer twice on either side is
+    an error (it would be decided, and sent to, twice). Checked on the key column itself:
+    pandas' ``validate="one_to_one"`` took 9 of a 10M-customer step's 64 s."""
+    for side, rows in (("candidates", candidates), ("scores", scores)):
+        if not rows["customer_id"].is_unique:
+            twice = rows.loc[rows["customer_id"].duplicated(), "customer_id"].head(5).tolist()
+            raise ValueError(
+                f"{side}: customer_id is not unique (for example {twice}); every customer "
+                "must appear once in dim_customers and once in the scores"
+            )
+    frame = candidates.merge(scores, on="customer_id", how="left")
+    return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
 def decide_campaigns(
     candidates: pd.DataFrame,
     scores: pd.DataFrame,
@@ -130,8 +145,7 @@ def decide_campaigns(
     """Decisions for every enabled campaign; disabled and triggered ones (``trigger:``, decided on
     events only by ``POST /v1/events``, never in bulk) are skipped, unscorable ones reported."""
     canary_shares = canary_shares or {}
-    frame = candidates.merge(scores, on="customer_id", how="left", validate="one_to_one")
-    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    frame = _one_row_per_customer(candidates, scores)
     errors: dict[str, str] = {}
     per_campaign: dict[str, CampaignScores] = {}
     for campaign in campaigns:

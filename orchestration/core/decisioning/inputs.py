@@ -74,8 +74,10 @@ def decision_inputs(
     left out of the history and of today's counts (a dry run's compared runs).
     """
     candidates = open_warehouse(settings).read_table("dim_customers")
-    reachable = reachability_flags(settings.raw_dir, candidates["customer_id"])
-    candidates = candidates.merge(reachable, on="customer_id", how="left", validate="one_to_one")
+    reachable = reachability_flags(settings.raw_dir, candidates["customer_id"])  # in their order
+    candidates = candidates.assign(
+        **{c: reachable[c].to_numpy() for c in reachable.columns if c != "customer_id"}
+    )
     scores = pd.read_parquet(scores_file or scores_path(settings))
     ledger = ledger or SendLedger(settings.gateway_dir / "ledger.db")
     history = recent_contacts(ledger, decided_at, policy.longest_cap_window_days, exclude_runs)

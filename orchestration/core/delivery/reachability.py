@@ -8,25 +8,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from orchestration.core.world.contract import CHANNELS, raw_path
 
 
 def reachability_flags(raw_dir: Path, customer_ids: pd.Series) -> pd.DataFrame:
-    """customer_id plus ``is_<channel>_reachable`` (a verified contact point exists)."""
+    """customer_id plus ``is_<channel>_reachable`` (a verified contact point exists), one row
+    per id of ``customer_ids``, in their order."""
     import duckdb
 
+    ids = pd.DataFrame(
+        {
+            "customer_id": customer_ids.astype("int64").to_numpy(),
+            "position": np.arange(len(customer_ids)),
+        }
+    )
+    flags = ", ".join(
+        f"coalesce(bool_or(p.channel = '{channel}'), false) as is_{channel}_reachable"
+        for channel in CHANNELS
+    )
     con = duckdb.connect()
     try:
-        pairs = con.execute(
-            "select distinct customer_id, channel from read_parquet($path) where is_verified",
+        con.register("ids", ids)
+        return con.execute(
+            f"""
+            select o.customer_id, {flags}
+            from ids o
+            left join read_parquet($path) p on p.customer_id = o.customer_id and p.is_verified
+            group by o.position, o.customer_id
+            order by o.position
+            """,
             {"path": str(raw_path(raw_dir, "contact_points"))},
         ).df()
     finally:
         con.close()
-    flags = pd.DataFrame({"customer_id": customer_ids.astype("int64").to_numpy()})
-    for channel in CHANNELS:
-        reachable = pairs.loc[pairs["channel"] == channel, "customer_id"]
-        flags[f"is_{channel}_reachable"] = flags["customer_id"].isin(reachable)
-    return flags
