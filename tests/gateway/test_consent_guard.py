@@ -119,3 +119,17 @@ def test_an_opt_in_stamped_beyond_the_tolerance_does_not_count_yet(tmp_path):
     assert guard.blocked(_pairs((1, "email"))) == {(1, "email"): NOT_OPTED_IN}
     later = _guard(raw, NOW + timedelta(minutes=10))
     assert later.blocked(_pairs((1, "email"))) == {}
+
+
+def test_each_pair_is_looked_up_on_its_own_channel_whatever_its_id(tmp_path):
+    raw = write_raw(tmp_path / "raw", 5)  # customers 1-5 opted in on email only
+    _consent(raw, (3, "sms", True, T0))
+    asked = _pairs(
+        (0, "email"), (6, "email"), (5, "email"), (3, "sms"), (2, "sms"), (4, "push"), (1, "email")
+    )
+    assert _guard(raw).blocked(asked) == {
+        (0, "email"): NOT_OPTED_IN,  # below every opted-in id
+        (6, "email"): NOT_OPTED_IN,  # above every one
+        (2, "sms"): NOT_OPTED_IN,  # opted in on email, not on sms
+        (4, "push"): NOT_OPTED_IN,  # a channel nobody opted in on
+    }

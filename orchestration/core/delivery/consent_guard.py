@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from orchestration.core.world.contract import CHANNELS, raw_path
@@ -49,8 +50,12 @@ class ConsentGuard:
         self.suppressions = raw_path(raw_dir, "suppressions")
         self.clock = clock
         self._stamp: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None
-        self._opted_in: pd.DataFrame | None = None
-        self._suppressed: pd.DataFrame | None = None
+        # sorted customer ids per channel (and suppressed on every channel): each batch is
+        # looked up in them, not merged with them (at 10M customers a merge per 500-message
+        # batch made the guard 48 of the 51 s a 5,000-message dispatch took)
+        self._opted_in: dict[str, np.ndarray] = {}
+        self._suppressed: dict[str, np.ndarray] = {}
+        self._suppressed_everywhere: np.ndarray = np.empty(0, np.int64)
 
     def _load(self) -> None:
         stamp = (_stamp(self.consents), _stamp(self.suppressions))
@@ -65,7 +70,7 @@ class ConsentGuard:
                 "latest_opt_in": self.clock() + FUTURE_TOLERANCE,
                 "skew": FUTURE_TOLERANCE,
             }
-            self._opted_in = con.execute(
+            opted_in = con.execute(
                 f"""
                 with events as (
                     select cast(customer_id as bigint) as customer_id, {_CHANNEL} as channel,
@@ -89,17 +94,22 @@ class ConsentGuard:
                 from opt_ins left join opt_outs using (customer_id, channel)
                 where opt_outs.stamped_at is null
                     or opt_ins.stamped_at > opt_outs.stamped_at + $skew
+                order by 2, 1
                 """,
                 {**params, "path": str(self.consents)},
             ).df()
-            self._suppressed = con.execute(
+            suppressed = con.execute(
                 f"select distinct cast(customer_id as bigint) as customer_id,"
-                f" {_CHANNEL} as channel from read_parquet($path) where customer_id is not null",
+                f" {_CHANNEL} as channel from read_parquet($path) where customer_id is not null"
+                " order by 2, 1",
                 {"path": str(self.suppressions)},
             ).df()
         finally:
             con.close()
-        self._opted_in["ok"] = True
+        self._opted_in = _ids_by_channel(opted_in)
+        self._suppressed = _ids_by_channel(suppressed.dropna(subset=["channel"]))
+        everywhere = suppressed.loc[suppressed["channel"].isna(), "customer_id"]
+        self._suppressed_everywhere = np.unique(everywhere.to_numpy(np.int64))
         self._stamp = stamp
 
     def blocked(self, pairs: pd.DataFrame) -> dict[tuple[int, str], str]:
@@ -107,26 +117,47 @@ class ConsentGuard:
         if pairs.empty:
             return {}
         self._load()
-        assert self._opted_in is not None and self._suppressed is not None
         frame = pairs[["customer_id", "channel"]].drop_duplicates()
-        merged = frame.merge(self._opted_in, on=["customer_id", "channel"], how="left")
-        out = {
-            (int(cid), ch): NOT_OPTED_IN
-            for cid, ch in merged.loc[merged["ok"].isna(), ["customer_id", "channel"]].itertuples(
-                index=False
-            )
-        }
-        if len(self._suppressed):
-            everywhere = set(
-                self._suppressed.loc[self._suppressed["channel"].isna(), "customer_id"].astype(int)
-            )
-            per_channel = set(
-                self._suppressed.dropna(subset=["channel"])[["customer_id", "channel"]]
-                .astype({"customer_id": int})
-                .itertuples(index=False, name=None)
-            )
-            for cid, ch in frame.itertuples(index=False, name=None):
-                key = (int(cid), ch)
-                if int(cid) in everywhere or key in per_channel:
-                    out[key] = SUPPRESSED
+        ids = frame["customer_id"].to_numpy(np.int64)
+        channels = frame["channel"].to_numpy(object)
+        opted_in = _in_channel(self._opted_in, ids, channels)
+        suppressed = _contains(self._suppressed_everywhere, ids) | _in_channel(
+            self._suppressed, ids, channels
+        )
+        keys = [(int(cid), ch) for cid, ch in zip(ids, channels, strict=True)]
+        out = {key: NOT_OPTED_IN for key, ok in zip(keys, opted_in, strict=True) if not ok}
+        for key, hit in zip(keys, suppressed, strict=True):
+            if hit:
+                out[key] = SUPPRESSED
         return out
+
+
+def _ids_by_channel(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """channel -> its customer ids, from distinct (customer_id, channel) rows sorted by channel
+    and then customer_id (as the queries return them)."""
+    if not len(rows):
+        return {}
+    channels = rows["channel"].to_numpy(object)
+    ids = rows["customer_id"].to_numpy(np.int64)
+    starts = np.flatnonzero(np.r_[True, channels[1:] != channels[:-1]])
+    ends = [*starts[1:], len(rows)]
+    return {str(channels[a]): ids[a:b] for a, b in zip(starts, ends, strict=True)}
+
+
+def _contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Per id: is it in ``sorted_ids``."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return sorted_ids[at] == ids
+
+
+def _in_channel(
+    by_channel: dict[str, np.ndarray], ids: np.ndarray, channels: np.ndarray
+) -> np.ndarray:
+    """Per (id, channel): is the id among that channel's ids."""
+    hit = np.zeros(len(ids), dtype=bool)
+    for channel, members in by_channel.items():
+        rows = channels == channel
+        hit[rows] = _contains(members, ids[rows])
+    return hit
