@@ -10,6 +10,7 @@ import pytest
 from orchestration.core.decisioning.campaigns import load_campaigns
 from orchestration.core.decisioning.decide import decide_campaigns, score_column, version_column
 from orchestration.core.decisioning.policy import PolicyFileError, parse_policy
+from tests.support.policy_candidates import open_candidates
 
 GOOD = "name: good_email\nchannel: email\nmax_sends: 10\n"
 BROKEN = {
@@ -28,19 +29,7 @@ BROKEN = {
 
 
 def _candidates(n=50):
-    frame = pd.DataFrame(
-        {
-            "customer_id": np.arange(1, n + 1),
-            "region": "eu-west",
-            "time_zone": "UTC",
-            "signed_up_at": pd.Timestamp("2024-01-01", tz="UTC"),
-        }
-    )
-    for ch in ("email", "sms", "push"):
-        frame[f"is_{ch}_opted_in"] = True
-        frame[f"is_{ch}_suppressed"] = False
-        frame[f"is_{ch}_reachable"] = True
-    return frame
+    return open_candidates(np.arange(1, n + 1), time_zone="UTC")
 
 
 def _scores(n=50, refs=("uplift_model@champion",)):

@@ -21,10 +21,6 @@ POLICY = "global_control: {share: 0.0}\nfrequency_caps: []\nquiet_hours: {}\n"
 REF = "uplift_model@champion"
 
 
-def _candidates(ids: list[int]) -> pd.DataFrame:
-    return open_candidates(ids)
-
-
 def _scores(ids: list[int]) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -50,7 +46,7 @@ def _decide(candidates: pd.DataFrame, scores: pd.DataFrame):
 
 
 def test_distinct_customers_are_decided_once_each_in_customer_order():
-    run = _decide(_candidates([3, 1, 2]), _scores([2, 3, 1]))
+    run = _decide(open_candidates([3, 1, 2]), _scores([2, 3, 1]))
     assert run.decisions["customer_id"].tolist() == [1, 2, 3]
     assert (run.decisions["decision"] == "send").all()
 
@@ -64,4 +60,4 @@ def test_a_customer_twice_stops_the_batch_and_names_the_customer(candidates, sco
     with pytest.raises(
         ValueError, match=rf"^{side}: customer_id is not unique \(for example \[{twice}\]\)"
     ):
-        _decide(_candidates(candidates), _scores(scores))
+        _decide(open_candidates(candidates), _scores(scores))
