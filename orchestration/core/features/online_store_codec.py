@@ -212,6 +212,32 @@ def encode_entity_keys(keys: list[tuple[str, pa.Array, str]]) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, _EMPTY)
 
 
+def key_order(keys: pa.Array) -> pa.Array:
+    """``pc.sort_indices(keys)``: the stable ascending byte order of binary keys.
+
+    When every key has one length and they differ only within 8 bytes (Feast's key of one
+    integer join key: a shared header, then the value), those bytes are read big-endian into a
+    uint64 and argsorted, the same order ~10x faster (23 s of the 10M-customer load otherwise).
+    """
+    count = len(keys)
+    lengths = pc.binary_length(keys) if count > 1 and not keys.null_count else None
+    bounds = pc.min_max(lengths).as_py() if lengths is not None else None
+    if not bounds or bounds["min"] != bounds["max"] or not bounds["min"]:
+        return pc.sort_indices(keys)
+    width = bounds["min"]
+    offset_type = np.int64 if pa.types.is_large_binary(keys.type) else np.int32
+    start = int(np.frombuffer(keys.buffers()[1], offset_type)[keys.offset])
+    data = np.frombuffer(keys.buffers()[2], np.uint8)[start : start + count * width]
+    matrix = data.reshape(count, width)
+    varying = [j for j in range(width) if (matrix[:, j] != matrix[0, j]).any()]
+    if varying and varying[-1] - varying[0] >= 8:
+        return pc.sort_indices(keys)
+    packed = np.zeros((count, 8), dtype=np.uint8)
+    if varying:
+        packed[:, : varying[-1] + 1 - varying[0]] = matrix[:, varying[0] : varying[-1] + 1]
+    return pa.array(np.argsort(packed.view(">u8").ravel(), kind="stable"), pa.uint64())
+
+
 def epoch_micros(array: pa.Array) -> np.ndarray:
     """Microseconds since the epoch (UTC) as int64; a timestamp without a zone is UTC."""
     if array.null_count:
