@@ -1,6 +1,7 @@
 {#-
     The combination of the given columns is unique across the model (a composite primary key).
-    Like dbt_utils.unique_combination_of_columns, without the package:
+    Like dbt_utils.unique_combination_of_columns, without the package (the SQL, per adapter, is in
+    macros/data_tests.sql):
 
         data_tests:
           - unique_combination_of_columns:
@@ -9,21 +10,5 @@
 -#}
 
 {% test unique_combination_of_columns(model, combination_of_columns) %}
-
-with
-
-duplicated_keys as (
-
-    select
-        {{ combination_of_columns | join(',\n        ') }},
-        count(*) as count_rows
-
-    from {{ model }}
-    group by {{ combination_of_columns | join(', ') }}
-    having count(*) > 1
-
-)
-
-select * from duplicated_keys
-
+    {{ adapter.dispatch('test_unique_combination_of_columns')(model, combination_of_columns) }}
 {% endtest %}
