@@ -23,9 +23,10 @@ see ``sqlite_master.sql``), so no extra table exists next to the feature tables 
 change is detected: ``feast apply`` (``update``) recreates a table whose features changed.
 
 Writes: ``ArrowOnlineWriteEngine`` is Feast's local compute engine with its output node replaced
-(and its dedup skipped when the pulled rows have one per entity already): it hands each pulled Arrow table to ``PackedSqliteOnlineStore.online_write_arrow``, which encodes
-keys and rows a column at a time (``online_store_codec``) and upserts them in key order in one
-transaction per view. ``FeatureStore.materialize`` still records its intervals. Writes that come
+(and its dedup skipped when the pulled rows have one per entity already): it hands each pulled
+Arrow table to ``PackedSqliteOnlineStore.online_write_arrow``, which encodes keys and rows a
+column at a time (``online_store_codec``) and upserts them in key order in one transaction per
+view. ``FeatureStore.materialize`` still records its intervals. Writes that come
 as protobufs (``push``, ``write_to_online_store``, the stock engine) go through
 ``online_write_batch``; a partial row there keeps the features it does not name.
 

@@ -217,7 +217,7 @@ def key_order(keys: pa.Array) -> pa.Array:
 
     When every key has one length and they differ only within 8 bytes (Feast's key of one
     integer join key: a shared header, then the value), those bytes are read big-endian into a
-    uint64 and argsorted, the same order ~10x faster (23 s of the 10M-customer load otherwise).
+    uint64 and argsorted: the same order, 10M keys in 3.8 s instead of 8.0 s.
     """
     count = len(keys)
     lengths = pc.binary_length(keys) if count > 1 and not keys.null_count else None
